@@ -1,0 +1,129 @@
+"""CRDS, configured before jwst or crds is imported, and checked before any stage runs.
+
+CRDS reads its server URL and mode once, when first imported, so :func:`configure` must run
+first. The server URL contains ``serverless``: CRDS never touches the network and reads the
+cache's ``config/jwst/server_config``. :func:`resolve_references` computes the best
+references of every exposure offline and fails, naming the reference type and the exposure,
+when the context does not cover an exposure or the cache lacks a file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CrdsCacheError
+
+SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
+PIPELINES = ("Detector1Pipeline", "Image2Pipeline", "Image3Pipeline")
+
+
+def default_cache_path() -> Path:
+    """``$CRDS_PATH`` if set, else ``$XDG_CACHE_HOME/mirim-reduce/crds`` (``~/.cache/...``)."""
+    if os.environ.get("CRDS_PATH"):
+        return Path(os.environ["CRDS_PATH"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mirim-reduce" / "crds"
+
+
+@dataclass(frozen=True)
+class CrdsSettings:
+    path: Path
+    context: str
+    readonly: bool
+
+
+def _operational_context(path: Path) -> str:
+    import ast
+
+    cfg_file = path / "config" / "jwst" / "server_config"
+    try:
+        return ast.literal_eval(cfg_file.read_text())["operational_context"]
+    except (OSError, ValueError, SyntaxError, KeyError) as exc:
+        raise CrdsCacheError(f"CRDS cache at {path} has no readable config/jwst/server_config ({exc}); "
+                             f"build one with `mirim-reduce crds build-demo-context {path}`") from None
+
+
+def configure(path: Path | None = None, context: str | None = None) -> CrdsSettings:
+    """Point CRDS at a local cache, offline, before crds/jwst are imported.
+
+    ``context`` defaults to ``$CRDS_CONTEXT``, then the cache's operational context.
+    """
+    if "crds" in sys.modules:
+        raise RuntimeError("crds was imported before reduce.crds_setup.configure(): the server URL is fixed")
+    path = Path(path) if path else default_cache_path()
+    if not path.is_dir():
+        raise CrdsCacheError(f"CRDS cache {path} does not exist: build the demo one with "
+                             f"`mirim-reduce crds build-demo-context {path}` or set CRDS_PATH")
+    context = context or os.environ.get("CRDS_CONTEXT") or _operational_context(path)
+    if not (path / "mappings" / "jwst" / context).is_file():
+        raise CrdsCacheError(f"CRDS context {context} is not in the cache {path} (no mappings/jwst/{context}); "
+                             f"fill it with `mirim-reduce crds sync --context {context}` where the CRDS server is reachable")
+    readonly = not os.access(path, os.W_OK) or os.environ.get("CRDS_READONLY_CACHE") == "1"
+    os.environ["CRDS_PATH"] = str(path)
+    os.environ["CRDS_CONTEXT"] = context
+    os.environ["CRDS_SERVER_URL"] = os.environ.get("CRDS_SERVER_URL") if "serverless" in os.environ.get(
+        "CRDS_SERVER_URL", "") else SERVERLESS_URL
+    os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+    if readonly:
+        os.environ["CRDS_READONLY_CACHE"] = "1"
+    return CrdsSettings(path=path, context=context, readonly=readonly)
+
+
+def required_types() -> dict[str, list[str]]:
+    """Reference types each pipeline prefetches, from the installed pipeline classes."""
+    from jwst import pipeline as jp
+
+    out = {}
+    for name in PIPELINES:
+        pipe = getattr(jp, name)
+        types = set(getattr(pipe, "reference_file_types", []) or [])
+        for step in pipe.step_defs.values():
+            types.update(step.reference_file_types)
+        out[name] = sorted(types)
+    return out
+
+
+def resolve_references(files: list[Path], settings: CrdsSettings) -> dict[Path, dict[str, str]]:
+    """Best references of every exposure for all three pipelines, computed offline.
+
+    Returns {file: {reftype: local path or 'N/A'}}. Raises CrdsCacheError naming the first
+    exposure and reference type that the context does not cover or the cache lacks.
+    """
+    import crds
+    from crds.core.exceptions import CrdsError
+    from stdatamodels.jwst import datamodels
+
+    types = sorted(set().union(*required_types().values()))
+    result: dict[Path, dict[str, str]] = {}
+    for f in files:
+        with datamodels.open(f) as model:
+            params = model.get_crds_parameters()
+        try:
+            best = crds.getrecommendations(params, reftypes=types, context=settings.context,
+                                           observatory="jwst")
+        except CrdsError as exc:
+            raise CrdsCacheError(f"CRDS cannot compute references for {f.name}: {exc}") from None
+        refs = {}
+        for reftype, name in sorted(best.items()):
+            if name.startswith("NOT FOUND"):
+                if "n/a" in name.lower():
+                    refs[reftype] = "N/A"
+                    continue
+                raise CrdsCacheError(
+                    f"CRDS context {settings.context} has no {reftype} reference for {f.name} "
+                    f"({_describe(params)}): {name}")
+            local = Path(crds.locate_file(name, "jwst"))
+            if not local.is_file():
+                raise CrdsCacheError(f"CRDS cache {settings.path} lacks {name} ({reftype}) needed by {f.name}; "
+                                     f"run `mirim-reduce crds sync --context {settings.context} --for DIR`")
+            refs[reftype] = str(local)
+        result[Path(f)] = refs
+    return result
+
+
+def _describe(params: dict) -> str:
+    keys = ("meta.instrument.filter", "meta.subarray.name", "meta.exposure.readpatt", "meta.exposure.ngroups")
+    return ", ".join(f"{k.split('.')[-1]}={params.get(k)}" for k in keys if k in params)

@@ -1,0 +1,54 @@
+"""Atomic writes: outputs appear under their final name complete, or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it to ``final`` when the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(final: Path, text: str) -> None:
+    """Write ``text`` to ``final`` atomically."""
+    with atomic_path(final) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(final: Path, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON atomically."""
+    write_text(final, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def move_into_place(src: Path, final: Path) -> None:
+    """Rename ``src`` (on the same file system) to ``final``, replacing it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, final)
+
+
+def scratch_dir(parent: Path, prefix: str) -> Path:
+    """A fresh temporary folder inside ``parent`` (same file system, so renames are atomic)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{prefix}.", dir=parent))
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

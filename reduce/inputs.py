@@ -1,0 +1,111 @@
+"""Find the exposures of a reduction and decide which ones are MIRI imager science.
+
+Only primary headers are read (fast, no data). A file that is not a readable, complete FITS
+file, or not a MIRIMAGE MIR_IMAGE exposure, is skipped with its reason.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import instrument as inst
+from .errors import InputError
+
+
+@dataclass
+class Exposure:
+    """One uncal file and the header values the reduction groups by."""
+
+    path: Path
+    program: str
+    observation: str
+    visit: str
+    exposure: int
+    filter: str
+    subarray: str
+    readpatt: str
+    ngroups: int
+    nints: int
+    duration: float
+    targprop: str
+
+    @property
+    def stem(self) -> str:
+        """File name without ``_uncal.fits``: the exposure's name in every later stage."""
+        return self.path.name.removesuffix("_uncal.fits")
+
+
+@dataclass
+class Selection:
+    exposures: list[Exposure] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+
+
+def _complete(hdul, size: int) -> bool:
+    for i in range(len(hdul)):
+        info = hdul.fileinfo(i)
+        if info["datLoc"] + info["datSpan"] > size:
+            return False
+    return True
+
+
+def classify(path: Path) -> Exposure | str:
+    """An :class:`Exposure` for a MIRI imager science uncal file, or the reason to skip it."""
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                if not _complete(hdul, path.stat().st_size):
+                    return "truncated FITS file (data end beyond file size): download it again"
+                h = hdul[0].header
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        return f"not a readable FITS file ({str(exc).splitlines()[0][:80]})"
+    if h.get("TELESCOP") != "JWST" or h.get("INSTRUME") != inst.INSTRUMENT:
+        return f"not a JWST MIRI file (TELESCOP={h.get('TELESCOP')}, INSTRUME={h.get('INSTRUME')})"
+    if h.get("DETECTOR") != inst.DETECTOR:
+        return f"not the MIRI imager detector (DETECTOR={h.get('DETECTOR')})"
+    if h.get("EXP_TYPE") != inst.IMAGING_EXP_TYPE:
+        return f"not an imaging science exposure (EXP_TYPE={h.get('EXP_TYPE')})"
+    try:
+        return Exposure(
+            path=path,
+            program=str(h["PROGRAM"]).zfill(5),
+            observation=str(h["OBSERVTN"]).zfill(3),
+            visit=str(h["VISIT"]).zfill(3),
+            exposure=int(h["EXPOSURE"]),
+            filter=str(h["FILTER"]),
+            subarray=str(h["SUBARRAY"]),
+            readpatt=str(h["READPATT"]),
+            ngroups=int(h["NGROUPS"]),
+            nints=int(h["NINTS"]),
+            duration=float(h["DURATION"]),
+            targprop=str(h.get("TARGPROP", "UNKNOWN")),
+        )
+    except (KeyError, ValueError) as exc:
+        return f"incomplete MIRI header (missing or bad keyword {exc})"
+
+
+def select(folder: Path) -> Selection:
+    """Classify every ``*_uncal.fits`` in ``folder`` (sorted by name)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"input {folder} is not a folder: give a folder of *_uncal.fits files")
+    files = sorted(folder.glob("*_uncal.fits"))
+    if not files:
+        raise InputError(f"no *_uncal.fits files in {folder}: point INPUT at a folder of MIRI uncal files "
+                         f"(or run `mirim-reduce demo`)")
+    sel = Selection()
+    for f in files:
+        result = classify(f)
+        if isinstance(result, Exposure):
+            sel.exposures.append(result)
+        else:
+            sel.skipped.append((f.name, result))
+    if not sel.exposures:
+        reasons = "; ".join(f"{n}: {r}" for n, r in sel.skipped[:3])
+        raise InputError(f"no MIRI imager science exposures in {folder} ({reasons})")
+    return sel

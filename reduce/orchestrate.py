@@ -1,0 +1,173 @@
+"""The reduction in data-flow order: inputs -> CRDS check -> stage 1 -> stage 2 -> cleaning
+-> stage 3, on a locked, resumable workspace. The CLI only parses arguments and calls here.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__, clean, config as config_mod, crds_setup, inputs
+from .errors import InputError, StageError
+from .fsutil import remove_tree, write_json, write_text
+from .stages import stage1, stage2, stage3
+from .stages.runner import Outcome, Task, run_task
+from .workspace import STAGES, Workspace
+
+console = Console(stderr=True)
+
+
+@dataclass
+class RunSummary:
+    workspace: str
+    version: str = __version__
+    crds_context: str = ""
+    exposures: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    outcomes: list[dict] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[dict]:
+        return [o for o in self.outcomes if not o["ok"]]
+
+
+def _remove_scratch(ws: Workspace) -> None:
+    """Remove scratch files and folders an interrupted run left behind (names start with '.')."""
+    for stage in STAGES:
+        d = ws.dir(stage)
+        if d.is_dir():
+            for p in d.glob(".*"):
+                remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def execute(tasks: list[Task], jobs: int, label: str) -> list[Outcome]:
+    """Run tasks in ``jobs`` worker processes (spawned: each imports jwst afresh) with a progress bar."""
+    if not tasks:
+        return []
+    outcomes = []
+    columns = (TextColumn(f"{label:8s}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.description}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("", total=len(tasks))
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
+            futures = {pool.submit(run_task, t): t for t in tasks}
+            try:
+                for fut in as_completed(futures):
+                    out = fut.result()
+                    outcomes.append(out)
+                    progress.update(bar, advance=1, description=("" if out.ok else f"FAILED {out.name}"))
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    return sorted(outcomes, key=lambda o: o.name)
+
+
+def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path: Path | None = None,
+                  crds_context: str | None = None, stages: tuple[str, ...] = STAGES, only: list[str] | None = None) -> RunSummary:
+    """Reduce the MIRI imaging exposures of ``input_dir`` in workspace ``workdir``."""
+    t_start = time.perf_counter()
+    ws = Workspace(workdir)
+    summary = RunSummary(workspace=str(ws.root))
+    with ws:
+        _remove_scratch(ws)
+        write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
+        selection = inputs.select(Path(input_dir)) if input_dir else _recorded_inputs(ws)
+        exposures = [e for e in selection.exposures if not only or e.stem in only]
+        if only and not exposures:
+            raise InputError(f"none of {', '.join(only)} is an exposure of this workspace")
+        summary.exposures = [e.stem for e in exposures]
+        summary.skipped = selection.skipped
+        write_json(ws.root / "inputs.json", {
+            "exposures": [{**asdict(e), "path": str(e.path)} for e in selection.exposures],
+            "skipped": selection.skipped})
+
+        settings = crds_setup.configure(crds_path, crds_context)
+        summary.crds_context = settings.context
+        config_mod.check_step_parameters(cfg)
+        t0 = time.perf_counter()
+        refs = crds_setup.resolve_references([e.path for e in exposures], settings)
+        write_json(ws.root / "crds.json", {"context": settings.context, "path": str(settings.path),
+                                            "references": {p.name: r for p, r in refs.items()}})
+        summary.stage_seconds["crds"] = time.perf_counter() - t0
+
+        stems = [e.stem for e in exposures]
+        jobs = cfg["jobs"]
+        for stage in stages:
+            t0 = time.perf_counter()
+            if stage == "stage1":
+                outs = execute(stage1.plan(ws, exposures, cfg), jobs, "stage 1")
+            elif stage == "stage2":
+                outs = execute(stage2.plan(ws, stems, cfg), jobs, "stage 2")
+            elif stage == "clean":
+                report = clean.run(ws, stems, cfg)
+                summary.notes += report.notes
+                outs = []
+            else:
+                report = clean.run(ws, stems, cfg) if "clean" not in stages else report
+                outs = execute(stage3.plan(ws, report.files, cfg), jobs, "stage 3")
+            summary.outcomes += [asdict(o) for o in outs]
+            summary.stage_seconds[stage] = time.perf_counter() - t0
+        summary.products = sorted(str(p.relative_to(ws.root)) for p in ws.dir("stage3").glob("*/*_i2d.fits"))
+        summary.total_seconds = time.perf_counter() - t_start
+        write_json(ws.root / "summary.json", asdict(summary))
+    return summary
+
+
+def raise_on_failures(summary: RunSummary) -> None:
+    """StageError naming the first failed task and its log, if any task failed."""
+    if summary.failures:
+        first = summary.failures[0]
+        log = Workspace(summary.workspace).log(first["stage"], first["name"])
+        raise StageError(f"{len(summary.failures)} task(s) failed, first {first['stage']} {first['name']}: "
+                         f"{first['error']} (log: {log})")
+
+
+def _recorded_inputs(ws: Workspace) -> inputs.Selection:
+    """The exposures a previous run of this workspace selected (for single-stage reruns)."""
+    path = ws.root / "inputs.json"
+    if not path.is_file():
+        raise InputError(f"{ws.root} is not a mirim-reduce workspace (no inputs.json): run `mirim-reduce run INPUT` first")
+    data = json.loads(path.read_text())
+    exposures = [inputs.Exposure(**{**e, "path": Path(e["path"])}) for e in data["exposures"]]
+    return inputs.Selection(exposures=exposures, skipped=[tuple(s) for s in data["skipped"]])
+
+
+def print_summary(summary: RunSummary) -> None:
+    """The final console table: exposures, skipped files and why, products, times."""
+    from rich.table import Table
+
+    by_stage: dict[str, list[dict]] = {}
+    for o in summary.outcomes:
+        by_stage.setdefault(o["stage"], []).append(o)
+    table = Table(title=f"mirim-reduce {summary.version} - {summary.workspace}", show_lines=False)
+    for col in ("stage", "done", "failed", "wall s", "pipeline s (sum)"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, secs in summary.stage_seconds.items():
+        outs = by_stage.get(stage, [])
+        table.add_row(stage, str(sum(o["ok"] for o in outs)), str(sum(not o["ok"] for o in outs)),
+                      f"{secs:.1f}", f"{sum(o['pipeline_seconds'] for o in outs):.1f}")
+    console.print(table)
+    console.print(f"exposures reduced: {len(summary.exposures)}; CRDS context {summary.crds_context}")
+    for name, reason in summary.skipped:
+        console.print(f"  skipped {name}: {reason}")
+    for o in summary.failures:
+        console.print(f"  [red]failed[/red] {o['stage']} {o['name']}: {o['error']}")
+    for note in summary.notes:
+        console.print(f"  note: {note}")
+    console.print(f"products ({len(summary.products)}):")
+    for p in summary.products:
+        console.print(f"  {p}")
+    console.print(f"total {summary.total_seconds:.1f} s")

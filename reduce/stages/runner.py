@@ -1,0 +1,105 @@
+"""Run one pipeline task in a worker process, with its log in its own file.
+
+A task writes into a scratch folder beside its final output; only a finished product is
+renamed into place, so an interrupted run leaves nothing half-written under a final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..fsutil import move_into_place, remove_tree, scratch_dir
+
+
+@dataclass
+class Task:
+    """One pipeline call: ``stage`` on ``inputs`` producing ``outputs`` (final paths)."""
+
+    stage: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]  # the first is the main product; others are moved if produced
+    log: str
+    steps: dict = field(default_factory=dict)
+    final_dir: str | None = None  # stage 3: the whole scratch folder becomes this folder
+
+
+@dataclass
+class Outcome:
+    stage: str
+    name: str
+    ok: bool
+    seconds: float
+    pipeline_seconds: float
+    peak_rss_mb: float
+    error: str | None = None
+
+
+def _setup_logging(log_path: Path) -> logging.Handler:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    return handler
+
+
+def _call_pipeline(task: Task, workdir: Path) -> None:
+    from jwst import pipeline as jp
+
+    cls = {"stage1": jp.Detector1Pipeline, "stage2": jp.Image2Pipeline, "stage3": jp.Image3Pipeline}[task.stage]
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        cls.call(task.inputs[0], steps=task.steps, output_dir=str(workdir), save_results=True,
+                 configure_log=False)
+
+
+def run_task(task: Task) -> Outcome:
+    """Run ``task``; never raises (failures come back as an Outcome with the reason)."""
+    start = time.perf_counter()
+    handler = _setup_logging(Path(task.log))
+    final = Path(task.final_dir) if task.final_dir else Path(task.outputs[0]).parent
+    work = scratch_dir(final.parent if task.final_dir else final, task.name)
+    pipeline_seconds = 0.0
+    try:
+        if task.stage == "stage3":
+            from .stage3 import prepare_association
+            asn = prepare_association(task, work)
+            task = Task(**{**task.__dict__, "inputs": [str(asn)]})
+        t0 = time.perf_counter()
+        _call_pipeline(task, work)
+        pipeline_seconds = time.perf_counter() - t0
+        if task.final_dir:
+            missing = [o for o in task.outputs[:1] if not (work / Path(o).name).is_file()]
+            if missing:
+                raise RuntimeError(f"pipeline wrote no {Path(missing[0]).name}")
+            remove_tree(final)
+            move_into_place(work, final)
+        else:
+            main = work / Path(task.outputs[0]).name
+            if not main.is_file():
+                raise RuntimeError(f"pipeline wrote no {main.name}")
+            for out in task.outputs[1:]:  # secondary products first: the main one marks completion
+                if (work / Path(out).name).is_file():
+                    move_into_place(work / Path(out).name, Path(out))
+            move_into_place(main, Path(task.outputs[0]))
+        ok, error = True, None
+    except Exception as exc:  # a failed exposure must not stop the others
+        logging.getLogger("mirim_reduce").error("task failed:\n%s", traceback.format_exc())
+        ok, error = False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+    finally:
+        remove_tree(work)
+        handler.close()
+        logging.getLogger().removeHandler(handler)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return Outcome(task.stage, task.name, ok, time.perf_counter() - start, pipeline_seconds, rss, error)

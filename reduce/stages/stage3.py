@@ -1,0 +1,58 @@
+"""Stage 3: cal -> i2d with jwst's Image3Pipeline, one association per mosaic.
+
+Mosaics are grouped per (program, observation, filter) by default, or per (program,
+filter) with ``mosaic_per = "filter"``. Associations are made with ``jwst.associations``
+(``asn_from_list`` with the level-3 base rule), product names as MAST names them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from ..config import step_overrides
+from ..workspace import Workspace
+from .runner import Task
+
+
+def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path]]:
+    """Product name -> member cal files, from the files' primary headers."""
+    from astropy.io import fits
+
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for f in sorted(cal_files):
+        h = fits.getheader(f)
+        program = str(h["PROGRAM"]).zfill(5)
+        filt = str(h["FILTER"]).lower()
+        if mosaic_per == "filter":
+            name = f"jw{program}-c1000_t001_miri_{filt}"
+        else:
+            name = f"jw{program}-o{str(h['OBSERVTN']).zfill(3)}_t001_miri_{filt}"
+        groups[name].append(Path(f))
+    return dict(sorted(groups.items()))
+
+
+def plan(ws: Workspace, cal_files: list[Path], cfg: dict) -> list[Task]:
+    """One task per mosaic whose i2d does not exist yet (all of them with OVERWRITE)."""
+    tasks = []
+    for name, members in mosaic_groups(cal_files, cfg["mosaic_per"]).items():
+        final_dir = ws.dir("stage3") / name
+        i2d = final_dir / f"{name}_i2d.fits"
+        if i2d.exists() and not cfg["OVERWRITE"]:
+            continue
+        tasks.append(Task(stage="stage3", name=name, inputs=[str(m) for m in members],
+                          outputs=[str(i2d)], log=str(ws.log("stage3", name)),
+                          steps=step_overrides(cfg, "image3"), final_dir=str(final_dir)))
+    return tasks
+
+
+def prepare_association(task: Task, workdir: Path) -> Path:
+    """Write the level-3 association of ``task`` into ``workdir`` and return its path."""
+    from jwst.associations import asn_from_list
+    from jwst.associations.lib.rules_level3_base import DMS_Level3_Base
+
+    asn = asn_from_list.asn_from_list(sorted(task.inputs), rule=DMS_Level3_Base, product_name=task.name)
+    _, text = asn.dump(format="json")
+    path = workdir / f"{task.name}_asn.json"
+    path.write_text(text)
+    return path

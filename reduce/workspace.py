@@ -1,0 +1,87 @@
+"""The workspace: one folder per reduction, resumable, locked while a run is in it.
+
+Layout::
+
+    WORKSPACE/
+      config.toml       effective configuration of the last run
+      inputs.json       the exposures reduced and the files skipped, with reasons
+      crds.json         CRDS context and the best references of every exposure
+      stage1/           <exposure>_rate.fits          (Detector1)
+      stage2/           <exposure>_cal.fits           (Image2)
+      clean/            <exposure>_cal.fits           (cleaning; what stage 3 reads)
+      stage3/<product>/ <product>_i2d.fits, _cat.ecsv, _segm.fits, asn.json  (Image3)
+      products/         packaged results
+      logs/<stage>/     one pipeline log per exposure (or product) and stage
+      summary.json      what was done, skipped and failed, with times
+      .lock             held (flock) by the run using the workspace
+
+A product appears under its final name only when complete (written in a scratch folder,
+then renamed), so a rerun skips exactly the finished work.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import WorkspaceLockedError
+
+STAGES = ("stage1", "stage2", "clean", "stage3")
+SUFFIX = {"stage1": "_rate.fits", "stage2": "_cal.fits", "clean": "_cal.fits"}
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    def __post_init__(self):
+        self.root = Path(self.root).absolute()
+        self._lock_fd: int | None = None
+
+    def dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    def output(self, stage: str, stem: str) -> Path:
+        """The product of ``stage`` for the exposure ``stem`` (stages 1, 2 and clean)."""
+        return self.dir(stage) / f"{stem}{SUFFIX[stage]}"
+
+    def log(self, stage: str, name: str) -> Path:
+        return self.root / "logs" / stage / f"{name}.log"
+
+    @property
+    def products(self) -> Path:
+        return self.root / "products"
+
+    def create(self) -> "Workspace":
+        for d in (*STAGES, "products", "logs"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def lock(self) -> None:
+        """Take the workspace lock; another live run holding it is an error."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise WorkspaceLockedError(f"workspace {self.root} is in use by another mirim-reduce run; "
+                                       f"wait for it or use another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "Workspace":
+        self.lock()
+        return self.create()
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
