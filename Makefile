@@ -1,0 +1,39 @@
+# mirim-reduce: native set-up, demo, tests and benchmarks.
+#   make demo    create .venv from the lock file, build the demo CRDS context, simulate and reduce the demo
+#   make test    run the test suite (creates .venv first)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKDIR ?= mirim-demo
+JOBS ?= 2
+
+.PHONY: venv demo test test-fast bench lock clean-demo
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: venv
+	$(BIN)/mirim-reduce demo --workdir $(WORKDIR) --jobs $(JOBS)
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+# Refresh the lock (exact versions and hashes) after editing pyproject.toml dependencies.
+lock:
+	$(BIN)/pip-compile --quiet --generate-hashes --extra test --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+
+clean-demo:
+	rm -rf $(WORKDIR)
