@@ -17,6 +17,7 @@ MIRIM_FULL polynomials (which that module is built from).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -224,36 +225,81 @@ def sky_to_detector(pointing: Pointing, ra, dec) -> tuple[np.ndarray, np.ndarray
 
 
 @dataclass
-class PixelGrid:
-    """Tangent-plane positions of the pixels of a (sub)array for one pointing.
+class Canvas:
+    """Pixels of an image laid on the tangent plane (arcsec about the scene centre).
 
-    ``xi``, ``eta``: centres, arcsec, shape (ny, nx); ``area``: true solid angle of each pixel
-    in arcsec^2 (the polygon of its four mapped corners); ``x0``, ``y0``: 0-based full-frame
-    position of element [0, 0]."""
+    ``xi``, ``eta``: pixel centres, shape (ny, nx); ``jac``: (dxi/dx, dxi/dy, deta/dx,
+    deta/dy) per pixel, arcsec/pixel; ``area``: true solid angle of each pixel, arcsec^2
+    (polygon of its four mapped corners); ``locate(xi, eta) -> (x, y)``: canvas pixel
+    coordinates (0-based, element [0, 0] at (0, 0)) of tangent-plane positions."""
 
     xi: np.ndarray
     eta: np.ndarray
+    jac: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     area: np.ndarray
-    x0: int
-    y0: int
+    locate: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.xi.shape
 
     @property
     def area_sr(self) -> np.ndarray:
         return self.area * SR_PER_ARCSEC2
 
+    def subpixels(self, rows: slice, cols: slice, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tangent-plane positions of n x n sub-pixel centres of each pixel of a box:
+        arrays (box_ny, box_nx, n*n), from each pixel's local Jacobian."""
+        off = (np.arange(n) + 0.5) / n - 0.5
+        dy, dx = (a.ravel() for a in np.meshgrid(off, off, indexing="ij"))
+        j11, j12, j21, j22 = (j[rows, cols][..., None] for j in self.jac)
+        xi = self.xi[rows, cols][..., None] + j11 * dx + j12 * dy
+        eta = self.eta[rows, cols][..., None] + j21 * dx + j22 * dy
+        return xi, eta
 
-def pixel_grid(pointing: Pointing, subarray: str, ra0: float, dec0: float) -> PixelGrid:
-    """Pixel centres and true pixel areas of ``subarray`` on the tangent plane."""
-    sub = inst.SUBARRAYS[subarray]
-    x0, y0 = sub.xstart - 1, sub.ystart - 1
-    yy, xx = np.mgrid[0:sub.ysize + 1, 0:sub.xsize + 1].astype(float)
-    cxi, ceta = detector_to_plane(pointing, xx + x0 - 0.5, yy + y0 - 0.5, ra0, dec0)
-    # shoelace area of the quadrilateral of corners (ll, lr, ur, ul)
+
+def _corner_canvas(cxi: np.ndarray, ceta: np.ndarray, xi: np.ndarray, eta: np.ndarray, locate) -> Canvas:
+    """Canvas from corner positions (ny+1, nx+1) and centre positions (ny, nx)."""
     a = (cxi[:-1, :-1], ceta[:-1, :-1])
     b = (cxi[:-1, 1:], ceta[:-1, 1:])
     c = (cxi[1:, 1:], ceta[1:, 1:])
     d = (cxi[1:, :-1], ceta[1:, :-1])
     area = 0.5 * np.abs((c[0] - a[0]) * (d[1] - b[1]) - (d[0] - b[0]) * (c[1] - a[1]))
+    j11 = 0.5 * ((b[0] - a[0]) + (c[0] - d[0]))
+    j21 = 0.5 * ((b[1] - a[1]) + (c[1] - d[1]))
+    j12 = 0.5 * ((d[0] - a[0]) + (c[0] - b[0]))
+    j22 = 0.5 * ((d[1] - a[1]) + (c[1] - b[1]))
+    return Canvas(xi, eta, (j11, j12, j21, j22), area, locate)
+
+
+def detector_canvas(pointing: Pointing, subarray: str, ra0: float, dec0: float) -> Canvas:
+    """The pixels of ``subarray`` for a pointing, on the tangent plane about (ra0, dec0)."""
+    sub = inst.SUBARRAYS[subarray]
+    x0, y0 = sub.xstart - 1, sub.ystart - 1
+    yy, xx = np.mgrid[0:sub.ysize + 1, 0:sub.xsize + 1].astype(float)
+    cxi, ceta = detector_to_plane(pointing, xx + x0 - 0.5, yy + y0 - 0.5, ra0, dec0)
     yc, xc = np.mgrid[0:sub.ysize, 0:sub.xsize].astype(float)
     xi, eta = detector_to_plane(pointing, xc + x0, yc + y0, ra0, dec0)
-    return PixelGrid(xi, eta, area, x0, y0)
+
+    def locate(pxi, peta):
+        ra, dec = plane_to_sky(pxi, peta, ra0, dec0)
+        x, y = sky_to_detector(pointing, ra, dec)
+        return x - x0, y - y0
+
+    return _corner_canvas(cxi, ceta, xi, eta, locate)
+
+
+def plane_canvas(nx: int, ny: int, scale: float) -> Canvas:
+    """A regular tangent-plane grid, north up, east left, ``scale`` arcsec/pixel, centred on
+    the scene centre (which sits at pixel ((nx-1)/2, (ny-1)/2))."""
+    cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    xi = -(xx - cx) * scale
+    eta = (yy - cy) * scale
+    ones = np.ones((ny, nx))
+    jac = (-scale * ones, 0.0 * ones, 0.0 * ones, scale * ones)
+
+    def locate(pxi, peta):
+        return cx - np.asarray(pxi) / scale, cy + np.asarray(peta) / scale
+
+    return Canvas(xi, eta, jac, scale * scale * ones, locate)
