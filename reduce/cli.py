@@ -153,8 +153,6 @@ def build_demo_context(crds_path: Path = typer.Argument(..., help="cache folder 
 
 def main() -> None:
     """Console-script entry: one-line errors with an exit code, tracebacks only with --debug."""
-    import click
-
     debug = "--debug" in sys.argv[1:]
     args = [a for a in sys.argv[1:] if a != "--debug"]
     try:
@@ -164,14 +162,16 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("interrupted: the workspace is resumable, run the same command again", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         typer.echo("interrupted: the workspace is resumable, run the same command again", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except typer.TyperException as exc:  # usage errors: typer's own message and exit code
         exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:
         if debug:

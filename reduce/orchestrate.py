@@ -81,10 +81,10 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     t_start = time.perf_counter()
     ws = Workspace(workdir)
     summary = RunSummary(workspace=str(ws.root))
+    selection = inputs.select(Path(input_dir)) if input_dir else _recorded_inputs(ws)
     with ws:
         _remove_scratch(ws)
         write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
-        selection = inputs.select(Path(input_dir)) if input_dir else _recorded_inputs(ws)
         exposures = [e for e in selection.exposures if not only or e.stem in only]
         if only and not exposures:
             raise InputError(f"none of {', '.join(only)} is an exposure of this workspace")

@@ -1,0 +1,103 @@
+"""MIRI imager distortion: 0-based full-frame detector pixels <-> V2/V3 (arcsec).
+
+The transform is built from the MIRIM_FULL aperture of pysiaf's MIRI SIAF, the same
+polynomials the SIAF defines (planar approximation, as pysiaf's ``det_to_tel``):
+
+    x_sci = x + 1, y_sci = y + 1                         (SIAF science frame is 1-based; MIRI det == sci)
+    (x_idl, y_idl) = Sci2Idl(x_sci - XSciRef, y_sci - YSciRef)   (degree-4 polynomials, arcsec)
+    (v2, v3) = IdealToV2V3(V3IdlYAngle, V2Ref, V3Ref, VIdlParity)
+
+and the analytic inverse uses the SIAF's Idl2Sci polynomials. :func:`distortion_model`
+returns exactly the astropy model written to the ``distortion`` reference, and
+:func:`detector_to_v2v3` / :func:`v2v3_to_detector` evaluate that same object, so sources
+placed with them land where the pipeline's WCS (detector -> v2v3, with the zero filter
+offsets of the ``filteroffset`` reference) says.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .. import instrument as inst
+
+SIAF_APERTURE = "MIRIM_FULL"
+
+
+@lru_cache(maxsize=1)
+def siaf_parameters() -> dict:
+    """The MIRIM_FULL SIAF numbers the model uses (reference points in 1-based sci px, arcsec, deg)."""
+    import warnings
+
+    import pysiaf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ap = pysiaf.Siaf("MIRI")[SIAF_APERTURE]
+    coeffs = ap.get_polynomial_coefficients()
+    return {
+        "XSciRef": float(ap.XSciRef), "YSciRef": float(ap.YSciRef),
+        "V2Ref": float(ap.V2Ref), "V3Ref": float(ap.V3Ref),
+        "V3IdlYAngle": float(ap.V3IdlYAngle), "VIdlParity": int(ap.VIdlParity),
+        "degree": int(ap.Sci2IdlDeg),
+        **{k: np.asarray(v, dtype=float) for k, v in coeffs.items()},
+    }
+
+
+def _siaf_poly(coeffs: np.ndarray, degree: int, name: str):
+    """pysiaf's triangular coefficient list (sum_i sum_{j<=i} A_k x^(i-j) y^j) as a Polynomial2D."""
+    from astropy.modeling.models import Polynomial2D
+
+    params, k = {}, 0
+    for i in range(degree + 1):
+        for j in range(i + 1):
+            params[f"c{i - j}_{j}"] = float(coeffs[k])
+            k += 1
+    return Polynomial2D(degree, name=name, **params)
+
+
+@lru_cache(maxsize=1)
+def distortion_model():
+    """The detector (0-based full-frame x, y in px) -> (v2, v3) in arcsec model, with inverse.
+
+    Bounding box (x: 3.5..1027.5, y: -0.5..1023.5) excludes the four reference columns on each side.
+    """
+    from astropy.modeling.models import Mapping, Shift
+    from stdatamodels.jwst.transforms.models import IdealToV2V3, V2V3ToIdeal
+
+    p = siaf_parameters()
+    deg = p["degree"]
+    sci2idl = _siaf_poly(p["Sci2IdlX"], deg, "sci2idl_x") & _siaf_poly(p["Sci2IdlY"], deg, "sci2idl_y")
+    idl2sci = _siaf_poly(p["Idl2SciX"], deg, "idl2sci_x") & _siaf_poly(p["Idl2SciY"], deg, "idl2sci_y")
+    to_ref = Shift(1.0 - p["XSciRef"], name="x_det_to_sci_offset") & Shift(1.0 - p["YSciRef"], name="y_det_to_sci_offset")
+    from_ref = Shift(p["XSciRef"] - 1.0) & Shift(p["YSciRef"] - 1.0)
+    angles = dict(v3idlyangle=p["V3IdlYAngle"], v2ref=p["V2Ref"], v3ref=p["V3Ref"], vparity=p["VIdlParity"])
+
+    forward = to_ref | Mapping((0, 1, 0, 1)) | sci2idl | IdealToV2V3(**angles, name="idl2v2v3")
+    inverse = V2V3ToIdeal(**angles, name="v2v3toidl") | Mapping((0, 1, 0, 1)) | idl2sci | from_ref
+    forward.inverse = inverse
+    forward.name = "mirim_det_to_v2v3"
+    forward.inputs = ("x", "y")
+    forward.outputs = ("v2", "v3")
+    ny, nx = inst.FULL_SHAPE
+    ref = inst.REFERENCE_COLUMNS
+    forward.bounding_box = ((-0.5, ny - 0.5), (ref - 0.5, nx - ref - 0.5))  # (y, x) order
+    return forward
+
+
+def detector_to_v2v3(x, y):
+    """0-based full-frame detector (x, y) in px -> (v2, v3) in arcsec (the distortion reference)."""
+    v2, v3 = distortion_model().evaluate_without_bbox(x, y) if False else _eval(distortion_model(), x, y)
+    return v2, v3
+
+
+def v2v3_to_detector(v2, v3):
+    """(v2, v3) in arcsec -> 0-based full-frame detector (x, y) in px (the reference's inverse)."""
+    return _eval(distortion_model().inverse, v2, v3)
+
+
+def _eval(model, a, b):
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    return model(a, b, with_bounding_box=False)
