@@ -1,0 +1,83 @@
+"""The configuration schema: the seed's names and defaults, overrides, and errors that name the key."""
+
+import tomllib
+
+import pytest
+
+from reduce import config
+from reduce.errors import ConfigError
+
+SEED_DEFAULTS = {
+    "save_outputs": False, "DETECT_THRESH": 10.0, "OVERWRITE": False, "MEDIAN_FILTER": True,
+    "WINDOW_SIZE": 1, "SUPER_BKG_SUB": True, "SMALL_SOURCE_THRESH": 0, "DILATE_SEG": True,
+    "DILATE_ITERATIONS": 2, "MEDIAN_THRESH": 5, "SUPPRESS_WARNINGS": True,
+    "DESTINATION_DIRECTORY": "", "WORKING_DIRECTORY": "", "DATE": "", "MAKE_CUTOUTS": True,
+    "SKIP_BKGSUB": False,
+}
+
+
+def test_defaults_are_the_seeds():
+    cfg = config.defaults()
+    for key, value in SEED_DEFAULTS.items():
+        assert cfg[key] == value and type(cfg[key]) is type(value), key
+
+
+def test_file_then_flags_override(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('DETECT_THRESH = 5\nWINDOW_SIZE = 2\n[image3.tweakreg]\nsearchrad = 2.5\n')
+    cfg = config.load(f, {"WINDOW_SIZE": 3, "jobs": None})
+    assert cfg["DETECT_THRESH"] == 5.0 and isinstance(cfg["DETECT_THRESH"], float)
+    assert cfg["WINDOW_SIZE"] == 3
+    assert cfg["jobs"] == 1
+    assert cfg["image3"]["tweakreg"] == {"minobj": 7, "searchrad": 2.5, "separation": 0.5, "tolerance": 0.7}
+
+
+@pytest.mark.parametrize("text, key", [
+    ("NOT_A_KEY = 1", "NOT_A_KEY"),
+    ("WINDOW_SIZE = 'big'", "WINDOW_SIZE"),
+    ("MEDIAN_FILTER = 1", "MEDIAN_FILTER"),
+    ("WINDOW_SIZE = true", "WINDOW_SIZE"),
+    ("DATE = '2024-05-22'", "DATE"),
+    ("mosaic_per = 'visit'", "mosaic_per"),
+])
+def test_bad_values_name_the_key(tmp_path, text, key):
+    f = tmp_path / "c.toml"
+    f.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=key):
+        config.load(f)
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("WINDOW_SIZE = = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(f)
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_effective_config_round_trips():
+    cfg = config.load(None, {"DETECT_THRESH": 3.5, "DATE": "22May2024"})
+    again = config.load(None)
+    again = config.merge(again, tomllib.loads(config.to_toml(cfg)), "round trip")
+    assert again == cfg
+
+
+def test_step_parameters_checked_against_the_pipeline():
+    cfg = config.defaults()
+    config.check_step_parameters(cfg)  # the built-in set is valid for the installed jwst
+    for section, step, name, value, match in [
+        ("image3", "tweakreg", "searchradius", 1.0, "image3.tweakreg.searchradius"),
+        ("image3", "tweakreg", "minobj", "seven", "image3.tweakreg.minobj"),
+        ("image3", "resample", "kernel", "box", "image3.resample.kernel"),
+        ("detector1", "no_such_step", "skip", True, "no_such_step"),
+    ]:
+        bad = config.merge(config.defaults(), {section: {step: {name: value}}}, "test")
+        with pytest.raises(ConfigError, match=match):
+            config.check_step_parameters(bad)
+
+
+def test_skip_bkgsub_skips_skymatch():
+    cfg = config.load(None, {"SKIP_BKGSUB": True})
+    assert config.step_overrides(cfg, "image3")["skymatch"]["skip"] is True
+    assert "skip" not in config.step_overrides(config.defaults(), "image3")["skymatch"]
