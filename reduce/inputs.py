@@ -44,11 +44,9 @@ class Selection:
 
 
 def _complete(hdul, size: int) -> bool:
-    for i in range(len(hdul)):
-        info = hdul.fileinfo(i)
-        if info["datLoc"] + info["datSpan"] > size:
-            return False
-    return True
+    """A FITS file is whole 2880-byte blocks, and its last HDU ends exactly at the end of the file."""
+    last = hdul.fileinfo(len(hdul) - 1)
+    return size % 2880 == 0 and last["datLoc"] + last["datSpan"] == size
 
 
 def classify(path: Path) -> Exposure | str:
@@ -60,7 +58,7 @@ def classify(path: Path) -> Exposure | str:
             warnings.simplefilter("ignore")
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
                 if not _complete(hdul, path.stat().st_size):
-                    return "truncated FITS file (data end beyond file size): download it again"
+                    return "truncated or corrupt FITS file (size does not match its headers): download it again"
                 h = hdul[0].header
     except (OSError, ValueError, TypeError, IndexError) as exc:
         return f"not a readable FITS file ({str(exc).splitlines()[0][:80]})"
