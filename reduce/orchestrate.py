@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -61,7 +62,10 @@ def execute(tasks: list[Task], jobs: int, label: str) -> list[Outcome]:
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("", total=len(tasks))
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
+        # Benchmarks set MIRIM_REDUCE_FRESH_WORKERS=1: one process per task, so peak RSS is per task.
+        per_child = 1 if os.environ.get("MIRIM_REDUCE_FRESH_WORKERS") == "1" else None
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
+                                 max_tasks_per_child=per_child) as pool:
             futures = {pool.submit(run_task, t): t for t in tasks}
             try:
                 for fut in as_completed(futures):

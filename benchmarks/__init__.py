@@ -1,0 +1,1 @@
+"""Benchmarks: wall time and peak memory of the reduction (``make bench``)."""
