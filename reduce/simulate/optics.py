@@ -32,26 +32,32 @@ def encircled_energy(filt: str, radius_arcsec: float) -> float:
     return 1.0 - math.exp(-radius_arcsec**2 / (2.0 * s * s))
 
 
-def _box(canvas: Canvas, xi0: float, eta0: float, half_arcsec: float):
-    """(rows, cols) slices of the canvas covering a square of half-size ``half_arcsec``
-    around (xi0, eta0), or None if it misses the canvas."""
-    cxi = xi0 + half_arcsec * np.array([-1.0, 1.0, 1.0, -1.0])
-    ceta = eta0 + half_arcsec * np.array([-1.0, -1.0, 1.0, 1.0])
-    x, y = canvas.locate(cxi, ceta)
+def boxes(canvas: Canvas, xi0, eta0, half_arcsec) -> list:
+    """For each position (xi0, eta0) (arcsec) the (rows, cols) slices of the canvas that
+    cover a square of half-size ``half_arcsec`` around it, or None where it misses the
+    canvas. One vectorised call of ``canvas.locate`` for all positions."""
+    xi0, eta0, half = (np.atleast_1d(np.asarray(a, float)) for a in (xi0, eta0, half_arcsec))
+    half = np.broadcast_to(half, xi0.shape)
+    sx = np.array([-1.0, 1.0, 1.0, -1.0])
+    sy = np.array([-1.0, -1.0, 1.0, 1.0])
+    x, y = canvas.locate((xi0[:, None] + half[:, None] * sx).ravel(), (eta0[:, None] + half[:, None] * sy).ravel())
+    x, y = np.asarray(x).reshape(-1, 4), np.asarray(y).reshape(-1, 4)
     ny, nx = canvas.shape
-    x0, x1 = int(math.floor(np.min(x))) - 1, int(math.ceil(np.max(x))) + 2
-    y0, y1 = int(math.floor(np.min(y))) - 1, int(math.ceil(np.max(y))) + 2
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, nx), min(y1, ny)
-    if x0 >= x1 or y0 >= y1:
-        return None
-    return slice(y0, y1), slice(x0, x1)
+    out = []
+    for xs, ys in zip(x, y):
+        x0, x1 = max(int(math.floor(xs.min())) - 1, 0), min(int(math.ceil(xs.max())) + 2, nx)
+        y0, y1 = max(int(math.floor(ys.min())) - 1, 0), min(int(math.ceil(ys.max())) + 2, ny)
+        out.append((slice(y0, y1), slice(x0, x1)) if x0 < x1 and y0 < y1 else None)
+    return out
 
 
 def render_point(canvas: Canvas, out: np.ndarray, xi0: float, eta0: float, flux_jy: float,
-                 sigma_arcsec: float, nsub: int = 5) -> None:
+                 sigma_arcsec: float, nsub: int = 5, box="auto") -> None:
     """Add a Gaussian point source of ``flux_jy`` (Jy) at (xi0, eta0) arcsec to ``out``
-    (Jy per pixel, canvas shape)."""
-    box = _box(canvas, xi0, eta0, PSF_EXTENT_SIGMA * sigma_arcsec)
+    (Jy per pixel, canvas shape). ``box``: from :func:`boxes` with half-size
+    PSF_EXTENT_SIGMA * sigma_arcsec (computed if "auto")."""
+    if box == "auto":
+        box = boxes(canvas, xi0, eta0, PSF_EXTENT_SIGMA * sigma_arcsec)[0]
     if box is None:
         return
     xi, eta = canvas.subpixels(*box, nsub)
@@ -90,9 +96,11 @@ def sersic_sb(xi, eta, xi0, eta0, flux_jy, r_e, n, q, pa_deg, r_trunc):
 
 def render_sersic(canvas: Canvas, out: np.ndarray, xi0: float, eta0: float, flux_jy: float,
                   r_e: float, n: float, q: float, pa_deg: float, r_trunc: float,
-                  nsub: int = 3, chunk_rows: int = 64) -> None:
-    """Add a Sersic galaxy (total ``flux_jy`` Jy inside its truncation radius) to ``out``."""
-    box = _box(canvas, xi0, eta0, r_trunc)
+                  nsub: int = 3, chunk_rows: int = 64, box="auto") -> None:
+    """Add a Sersic galaxy (total ``flux_jy`` Jy inside its truncation radius) to ``out``.
+    ``box``: from :func:`boxes` with half-size ``r_trunc`` (computed if "auto")."""
+    if box == "auto":
+        box = boxes(canvas, xi0, eta0, r_trunc)[0]
     if box is None:
         return
     rows, cols = box

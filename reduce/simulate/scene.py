@@ -92,8 +92,8 @@ def make_scene(seed: int, *, half_width: float = 75.0) -> Scene:
     """The demo scene for ``seed``: a dense inner field (|xi|, |eta| < 10 arcsec, seen by
     every subarray pointing) and a sparser outer field out to ``half_width`` arcsec (seen by
     full-frame pointings). Always present: 16 bright point sources and one saturating star
-    in the inner field, a large exponential disc (about 13 x 8 arcsec to its 10-sigma
-    isophote) and smaller galaxies."""
+    in the inner field, a large exponential disc (r_e 6 arcsec, about 15 x 10 arcsec to the
+    10-sigma isophote of the small program) and smaller galaxies."""
     rng = np.random.default_rng([seed, 0xC0FFEE])
     src: list[Source] = []
 
@@ -104,10 +104,10 @@ def make_scene(seed: int, *, half_width: float = 75.0) -> Scene:
         return rng.uniform(-lim, lim, size=(n, 2))
 
     # the large galaxy (must stay > 6500 px above the 10-sigma isophote in every filter)
-    add(kind="sersic", xi=4.0, eta=-3.0, flux_ref=0.030, alpha=0.6, r_e=3.6, n=1.0, q=0.62,
-        pa=float(rng.uniform(20, 70)), r_trunc=18.0, tags=["large"])
+    add(kind="sersic", xi=4.5, eta=-3.5, flux_ref=0.08, alpha=1.4, r_e=6.0, n=1.0, q=0.7,
+        pa=float(rng.uniform(20, 70)), r_trunc=16.0, tags=["large"])
     # a saturating star (saturates late in the F770W subarray ramp)
-    add(kind="point", xi=-6.5, eta=5.5, flux_ref=0.016, alpha=-2.0, tags=["bright", "saturating"])
+    add(kind="point", xi=-6.5, eta=5.5, flux_ref=0.012, alpha=-2.0, tags=["bright", "saturating"])
     # smaller galaxies in the inner field
     for (xi, eta), (r_e, n, flux) in zip(
             [(-5.0, -6.5), (7.5, 6.5), (-8.0, -1.0)],
@@ -116,7 +116,7 @@ def make_scene(seed: int, *, half_width: float = 75.0) -> Scene:
             alpha=float(rng.uniform(0.0, 0.8)), r_e=r_e, n=n, q=float(rng.uniform(0.45, 0.9)),
             pa=float(rng.uniform(0, 180)), r_trunc=6.0 * r_e)
     # bright point sources: >> 20 sigma in every filter
-    for xi, eta in _spread(rng, 16, 10.5, avoid=[(4.0, -3.0, 6.0), (-6.5, 5.5, 2.0)], min_sep=2.2,
+    for xi, eta in _spread(rng, 16, 10.5, avoid=[(4.5, -3.5, 7.0), (-6.5, 5.5, 2.0)], min_sep=2.2,
                            existing=[(s.xi, s.eta) for s in src]):
         add(kind="point", xi=xi, eta=eta, flux_ref=float(10 ** rng.uniform(-3.0, -2.3)),
             alpha=float(rng.uniform(-0.5, 1.0)), tags=["bright"])
@@ -164,17 +164,21 @@ def render_sources(scene: Scene, filt: str, canvas: Canvas, *, ids=None) -> np.n
     ``ids``: only these source ids."""
     out = np.zeros(canvas.shape, dtype=np.float64)
     sigma = optics.psf_sigma_arcsec(filt)
-    for s in scene.sources:
-        if ids is not None and s.id not in ids:
+    todo = [s for s in scene.sources if ids is None or s.id in ids]
+    if not todo:
+        return out
+    half = [optics.PSF_EXTENT_SIGMA * sigma if s.kind == "point" else s.r_trunc for s in todo]
+    bxs = optics.boxes(canvas, [s.xi for s in todo], [s.eta for s in todo], half)
+    for s, box in zip(todo, bxs):
+        if box is None:
             continue
         f = s.flux(filt)
         if s.kind == "point":
-            optics.render_point(canvas, out, s.xi, s.eta, f, sigma)
+            optics.render_point(canvas, out, s.xi, s.eta, f, sigma, box=box)
         else:
-            # the galaxy as seen through the PSF: approximated by widening r_e in quadrature
-            # would change its shape; the PSF is small against these galaxies, so it is ignored.
+            # the PSF is small against these galaxies: not convolved
             optics.render_sersic(canvas, out, s.xi, s.eta, f, s.r_e, s.n, s.q, s.pa, s.r_trunc,
-                                 nsub=5 if s.r_e < 1.0 else 3)
+                                 nsub=5 if s.r_e < 1.0 else 3, box=box)
     return out
 
 

@@ -1,0 +1,385 @@
+"""The demo program simulator: determinism, MAST-like files, truth consistency.
+
+Fast (one small program, ~10 s); the Detector1 round trip is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reduce import detector_model as dmod
+from reduce import instrument as inst
+
+NAME_RE = re.compile(r"^jw(\d{5})(\d{3})(\d{3})_(\d{2})(\d)(\d{2})_(\d{5})_mirimage_uncal\.fits$")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    from reduce.simulate import simulate_program
+
+    out = tmp_path_factory.mktemp("sim") / "raw"
+    files = simulate_program(out, seed=3, size="small")
+    assert files and all(f.is_file() for f in files)
+    return out
+
+
+def _sci(path: Path) -> np.ndarray:
+    from astropy.io import fits
+
+    with fits.open(path) as h:
+        return np.array(h["SCI"].data)
+
+
+def test_demo_program_groupings():
+    from reduce.simulate import demo_program
+
+    for size, subarray in (("small", "SUB256"), ("full", "FULL")):
+        specs = demo_program(1, size)
+        assert len(specs) <= 12
+        assert len({s.observation for s in specs}) >= 2
+        assert len({s.filter for s in specs}) >= 3
+        assert {s.subarray for s in specs} == {subarray}
+        assert {s.readpatt for s in specs} == {"FASTR1"} and {s.nints for s in specs} == {1}
+        groups: dict = {}
+        for s in specs:
+            groups.setdefault((s.filter, round(s.duration, 3)), []).append(s)
+        sizes = sorted(len(v) for v in groups.values())
+        assert sizes[-1] >= 5 and sizes[0] < 5
+        assert len({s.filename for s in specs}) == len(specs)
+        if size == "small":
+            assert all(8 <= s.ngroups <= 15 for s in specs)
+        else:
+            assert min(s.ngroups for s in specs) > 8
+
+
+def test_names_and_metadata(demo):
+    from stdatamodels.jwst.datamodels import Level1bModel
+
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    files = sorted(demo.glob("*_uncal.fits"))
+    assert [e["file"] for e in truth["exposures"]] == sorted(e["file"] for e in truth["exposures"])
+    assert {f.name for f in files} == {e["file"] for e in truth["exposures"]}
+    for f in files[:1] + files[-1:]:
+        m = NAME_RE.match(f.name)
+        assert m, f.name
+        prog, obs, visit, vgrp, seq, act, expo = m.groups()
+        with Level1bModel(str(f)) as model:
+            meta = model.meta
+            assert model.data.dtype == np.uint16 and model.data.ndim == 4
+            nints, ngroups, ny, nx = model.data.shape
+            assert (meta.telescope, meta.instrument.name, meta.instrument.detector) == ("JWST", "MIRI", "MIRIMAGE")
+            assert meta.exposure.type == "MIR_IMAGE" and meta.instrument.filter in inst.FILTERS
+            ob = meta.observation
+            assert (ob.program_number, ob.observation_number, ob.visit_number, ob.visit_group, ob.sequence_id,
+                    ob.activity_id, ob.exposure_number) == (prog, obs, visit, vgrp, seq, act, expo)
+            ex = meta.exposure
+            assert (ex.ngroups, ex.nints, ex.nframes, ex.groupgap) == (ngroups, nints, 1, 0)
+            assert ex.readpatt == "FASTR1"
+            tf = inst.frame_time(meta.subarray.name, ex.readpatt)
+            assert ex.frame_time == pytest.approx(tf) and ex.group_time == pytest.approx(tf)
+            assert ex.duration == pytest.approx(inst.duration(ngroups, nints, tf))
+            assert ex.exposure_time == pytest.approx(inst.effective_exposure_time(ngroups, nints, tf))
+            assert ex.effective_exposure_time == pytest.approx(ex.exposure_time)
+            assert ex.integration_time == pytest.approx((ngroups - 1) * tf)
+            assert ex.start_time < ex.mid_time < ex.end_time
+            assert (ex.end_time - ex.start_time) * 86400 == pytest.approx(ex.duration, abs=1e-3)
+            assert meta.observation.date and meta.observation.time and meta.date
+            assert meta.filename == f.name
+            sub = inst.SUBARRAYS[meta.subarray.name]
+            assert (meta.subarray.xstart, meta.subarray.ystart, meta.subarray.xsize, meta.subarray.ysize) == \
+                (sub.xstart, sub.ystart, sub.xsize, sub.ysize) == (sub.xstart, sub.ystart, nx, ny)
+            assert (meta.subarray.fastaxis, meta.subarray.slowaxis) == (1, 2)
+            assert meta.target.proposer_name and meta.target.ra is not None and meta.target.dec is not None
+            assert meta.aperture.name == f"MIRIM_{meta.subarray.name}"
+            w = meta.wcsinfo
+            for k in ("ra_ref", "dec_ref", "roll_ref", "v2_ref", "v3_ref", "v3yangle", "vparity",
+                      "siaf_xref_sci", "siaf_yref_sci"):
+                assert getattr(w, k) is not None, k
+            assert meta.velocity_aberration.scale_factor == 1.0
+            assert None not in (meta.pointing.ra_v1, meta.pointing.dec_v1, meta.pointing.pa_v3)
+            assert meta.dither.position_number >= 1 and meta.dither.total_points >= meta.dither.position_number
+            assert len(model.group) == ngroups * nints and len(model.int_times) == nints
+    # the header carries the nominal pointing, the truth records both
+    e = truth["exposures"][0]
+    with Level1bModel(str(demo / e["file"])) as model:
+        assert model.meta.wcsinfo.ra_ref == pytest.approx(e["nominal_pointing"]["ra_ref"], abs=1e-12)
+    assert e["true_pointing"]["ra_ref"] != e["nominal_pointing"]["ra_ref"]
+
+
+def test_deterministic(demo, tmp_path):
+    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.simulate import exposure_rng
+
+    spec = demo_program(3, "small")[0]
+    scn = make_scene(3)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fa = write_exposure(tmp_path / "a", spec, scn, rng=exposure_rng(3, 0)).path
+    fb = write_exposure(tmp_path / "b", spec, scn, rng=np.random.default_rng([4, 1000])).path
+    ref = demo / spec.filename
+    assert fa.read_bytes() == ref.read_bytes()  # same seed: same file, byte for byte
+    assert np.array_equal(_sci(fa), _sci(ref))
+    assert not np.array_equal(_sci(fb), _sci(ref))  # other noise
+    other = make_scene(4)
+    assert [s.xi for s in other.sources] != [s.xi for s in scn.sources]
+
+
+def test_idempotent_rerun(demo):
+    from reduce.simulate import simulate_program
+
+    before = {p.name: p.stat().st_mtime_ns for p in demo.glob("*_uncal.fits")}
+    files = simulate_program(demo, seed=3, size="small")
+    assert {p.name: p.stat().st_mtime_ns for p in files} == before
+    assert not list(demo.glob(".*"))  # no temporary files left
+
+
+def test_overrides_make_odd_files(tmp_path):
+    from stdatamodels.jwst.datamodels import Level1bModel
+
+    from reduce.simulate import demo_program, make_scene, write_exposure
+
+    spec = demo_program(1, "small")[0]
+    scn = make_scene(1)
+    rng = np.random.default_rng(0)
+    ta = write_exposure(tmp_path, spec, scn, rng=rng, exp_type="MIR_TACQ", subarray="SUB64", ngroups=5,
+                        exposure=7).path
+    lrs = write_exposure(tmp_path, spec, scn, rng=rng, exp_type="MIR_LRS-FIXEDSLIT", filter="P750L",
+                         subarray="FULL", ngroups=4, exposure=8).path
+    with Level1bModel(str(ta)) as m:
+        assert m.meta.exposure.type == "MIR_TACQ" and m.data.shape == (1, 5, 64, 72)
+        assert m.meta.subarray.name == "SUB64" and m.meta.aperture.name == "MIRIM_SUB64"
+    with Level1bModel(str(lrs)) as m:
+        assert m.meta.exposure.type == "MIR_LRS-FIXEDSLIT" and m.meta.instrument.filter == "P750L"
+        assert m.data.shape == (1, 4, 1024, 1032)
+
+
+def _isolated_bright(truth, e, min_sep=3.0, edge=12):
+    src = {s["id"]: s for s in truth["sources"]}
+    out = []
+    for p in e["point_sources"]:
+        if "bright" not in p["tags"] or "saturating" in p["tags"]:
+            continue
+        s = src[p["id"]]
+        near = [t for t in truth["sources"] if t["id"] != s["id"] and
+                np.hypot(t["xi"] - s["xi"], t["eta"] - s["eta"]) < (min_sep if t["kind"] == "point" else
+                                                                     min_sep + 3 * t["r_e"] + 2)]
+        sub = inst.SUBARRAYS[e["subarray"]]
+        if not near and edge < p["x"] < sub.xsize - edge and edge < p["y"] < sub.ysize - edge:
+            out.append(p)
+    return out
+
+
+def test_point_source_flux_from_truth_rate(demo):
+    """Bright point sources: (truth ILLUM / flat - sky - all other sources) * PHOTMJSR * true
+    pixel solid angle, summed around the source, gives back the injected flux to < 0.5 %."""
+    from astropy.io import fits
+
+    from reduce.simulate import geometry, make_scene
+    from reduce.simulate import truth as T
+    from reduce.simulate.scene import render_sources
+
+    truth = T.load_truth(demo)
+    scn = make_scene(truth["seed"])
+    checked = 0
+    for e in truth["exposures"][:1] + truth["exposures"][-1:]:
+        filt = e["filter"]
+        sub = inst.SUBARRAYS[e["subarray"]]
+        illum = fits.getdata(demo / "truth" / e["rate_truth_file"], "ILLUM").astype(float)
+        flat = dmod.flat_field(filt)[sub.slices]
+        canvas = geometry.detector_canvas(geometry.Pointing(**e["true_pointing"]), e["subarray"],
+                                          truth["target"]["ra"], truth["target"]["dec"])
+        sky = scn.sky(filt, canvas.xi, canvas.eta, e["sky_factor"]) / inst.PHOTMJSR[filt]
+        sr = canvas.area_sr
+        rate = np.where(flat > 0, illum / np.where(flat > 0, flat, 1) - sky, 0.0)
+        yy, xx = np.indices(rate.shape)
+        r = 4.0 * inst.psf_fwhm_arcsec(filt) / inst.PIXEL_SCALE
+        bright = [p for p in e["point_sources"] if "bright" in p["tags"] and "saturating" not in p["tags"]
+                  and r < p["x"] < sub.xsize - r and r < p["y"] < sub.ysize - r]
+        for p in bright[:5]:
+            m = (xx - p["x"]) ** 2 + (yy - p["y"]) ** 2 <= r**2
+            if not flat[m].all():  # a dead pixel inside
+                continue
+            others = render_sources(scn, filt, canvas, ids={s.id for s in scn.sources} - {p["id"]})
+            own = rate - others * 1e-6 / sr / inst.PHOTMJSR[filt]
+            flux = (own * inst.PHOTMJSR[filt] * 1e6 * sr)[m].sum()
+            assert flux == pytest.approx(p["flux_jy"], rel=5e-3), (e["file"], p)
+            checked += 1
+    assert checked >= 6
+
+
+def test_true_pixel_area_matches_area_reference():
+    """The simulator's true pixel solid angle is the one the synthetic area reference holds."""
+    refs = pytest.importorskip("reduce.crds_context.references")
+    from reduce.simulate import demo_program, geometry, make_scene
+    from reduce.simulate.uncal import pointings
+
+    spec = demo_program(1, "small")[0]
+    scn = make_scene(1)
+    _, true = pointings(spec, scn)
+    canvas = geometry.detector_canvas(true, spec.subarray, scn.ra0, scn.dec0)
+    rel = refs.relative_pixel_area()[inst.SUBARRAYS[spec.subarray].slices]
+    np.testing.assert_allclose(canvas.area_sr / inst.pixel_area_sr(), rel, rtol=1e-4)
+
+
+def test_point_source_flux_from_sky_model(demo):
+    """The truth sky-model image (MJy/sr on a regular grid) holds the catalogue fluxes."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    e = truth["exposures"][0]
+    filt = e["filter"]
+    with fits.open(demo / "truth" / truth["sky"]["model_files"][filt]) as h:
+        img, hdr = h["SCENE"].data.astype(float), h["SCENE"].header
+    w = WCS(hdr)
+    scale_sr = (abs(hdr["CDELT1"]) * np.pi / 180) ** 2
+    src = {s["id"]: s for s in truth["sources"]}
+    yy, xx = np.indices(img.shape)
+    for p in _isolated_bright(truth, e)[:5]:
+        s = src[p["id"]]
+        x, y = w.world_to_pixel_values(s["ra"], s["dec"])
+        m = (xx - x) ** 2 + (yy - y) ** 2 <= (4.0 * inst.psf_fwhm_arcsec(filt) / 0.11) ** 2
+        assert img[m].sum() * scale_sr * 1e6 == pytest.approx(s["flux_jy"][filt], rel=5e-3)
+
+
+def test_truth_positions_match_rendered_peaks(demo):
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    e = truth["exposures"][2]
+    rate = T.expected_rate(demo, e["file"])
+    assert rate.shape == (inst.SUBARRAYS[e["subarray"]].ysize, inst.SUBARRAYS[e["subarray"]].xsize)
+    for p in _isolated_bright(truth, e)[:6]:
+        x0, y0 = int(round(p["x"])), int(round(p["y"]))
+        box = rate[y0 - 3:y0 + 4, x0 - 3:x0 + 4] - np.median(rate[y0 - 8:y0 + 9, x0 - 8:x0 + 9])
+        yy, xx = np.mgrid[y0 - 3:y0 + 4, x0 - 3:x0 + 4]
+        cx, cy = (box * xx).sum() / box.sum(), (box * yy).sum() / box.sum()
+        assert abs(cx - p["x"]) < 0.15 and abs(cy - p["y"]) < 0.15
+
+
+def test_ramp_slope_matches_truth(demo):
+    """OLS slopes over the groups Detector1 uses: residuals against truth + dark are
+    consistent with read + Poisson noise (pixels without cosmic rays or saturation)."""
+    from astropy.io import fits
+
+    from reduce.simulate import ramps
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    for e in (truth["exposures"][0], truth["exposures"][-1]):
+        sub = inst.SUBARRAYS[e["subarray"]]
+        data = _sci(demo / e["file"])[0]
+        expected = T.expected_rate(demo, e["file"])
+        dark = dmod.dark_rate()[sub.slices]
+        crs = fits.getdata(demo / "truth" / e["rate_truth_file"], "CRS")
+        ok = data.max(axis=0) < inst.SATURATION
+        ok[crs["y"], crs["x"]] = False
+        ok &= expected > 0
+        n = e["ngroups"] - 2  # groups 1 .. ngroups-2
+        tf = e["tframe_s"]
+        slope = ramps.fit_slope(data, tf)
+        total = expected + dark
+        var_read = inst.READNOISE_READ**2 * 12.0 / (n * (n * n - 1)) / tf**2
+        var_pois = total / (inst.GAIN * tf) * 6.0 * (n * n + 1) / (5.0 * n * (n * n - 1))
+        z = ((slope - total) / np.sqrt(var_read + var_pois))[ok]
+        assert ok.sum() > 0.9 * ok.size
+        assert abs(z.mean()) < 0.03
+        assert 0.95 < z.std() < 1.05
+        # pixels with a cosmic ray show it as a jump
+        hit = crs[crs["dn"] > 1000]
+        d = np.diff(data.astype(float), axis=0)[hit["group"] - 1, hit["y"], hit["x"]]
+        assert np.median(d) > 800
+
+
+def test_saturating_star_saturates_late(demo):
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    e = truth["exposures"][0]  # F770W
+    assert e["n_saturated_pixels"] > 0
+    assert 4 <= e["first_saturated_group_min"] <= e["ngroups"] - 2
+    data = _sci(demo / e["file"])[0]
+    assert data.max() > inst.SATURATION and data.max() < 65535
+    assert data.dtype == np.uint16
+
+
+def test_large_galaxy_and_bright_sources(demo):
+    from reduce.simulate import geometry, make_scene
+    from reduce.simulate.scene import render_sources
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    scn = make_scene(truth["seed"])
+    big = [s for s in truth["sources"] if "large" in s["tags"]][0]
+    per_filter = {}
+    for e in truth["exposures"]:
+        per_filter.setdefault(e["filter"], e)
+    for filt, e in per_filter.items():
+        n = e["ngroups"] - 2
+        tf = e["tframe_s"]
+        sky = e["sky_dn_s"] + truth["pattern"][filt]["mean_dn_s"]
+        sigma = np.sqrt(inst.READNOISE_READ**2 * 12.0 / (n * (n * n - 1)) / tf**2
+                        + sky / (inst.GAIN * tf) * 6.0 * (n * n + 1) / (5.0 * n * (n * n - 1)))
+        canvas = geometry.detector_canvas(geometry.Pointing(**e["true_pointing"]), e["subarray"], scn.ra0, scn.dec0)
+        g = render_sources(scn, filt, canvas, ids={big["id"]}) * 1e-6 / canvas.area_sr / inst.PHOTMJSR[filt]
+        assert (g > 10 * sigma).sum() > np.pi * (5.0 / inst.PIXEL_SCALE) ** 2, filt
+        # >= 10 point sources above 20 sigma (aperture of radius 1.5 FWHM, 80 % of the light)
+        r = 1.5 * inst.psf_fwhm_arcsec(filt) / inst.PIXEL_SCALE
+        snr = [0.8 * p["flux_jy"] * 1e-6 / inst.pixel_area_sr() / inst.PHOTMJSR[filt] / (sigma * np.sqrt(np.pi) * r)
+               for p in e["point_sources"]]
+        assert sum(s > 20 for s in snr) >= 10, filt
+
+
+def test_truth_json_is_complete(demo):
+    truth = json.loads((demo / "truth" / "truth.json").read_text())
+    for k in ("seed", "size", "sources", "exposures", "sky", "pattern", "detector", "psf", "target"):
+        assert k in truth
+    e = truth["exposures"][0]
+    for k in ("true_pointing", "nominal_pointing", "sky_mjysr", "sky_dn_s", "point_sources", "sha256"):
+        assert k in e
+    err = np.array([x["pointing_error_v2v3_arcsec"] for x in truth["exposures"]])
+    assert 0.02 < np.sqrt((err**2).mean()) < 0.2
+    skies = np.array([x["sky_factor"] for x in truth["exposures"]])
+    assert skies.std() > 0.005
+    assert {s["kind"] for s in truth["sources"]} == {"point", "sersic"}
+    for f, p in truth["pattern"].items():
+        assert (demo / "truth" / p["file"]).is_file() and p["std_dn_s"] > 0
+
+
+@pytest.mark.slow
+def test_detector1_round_trip(demo, crds_cache, tmp_path):
+    """Detector1 with the synthetic context returns the injected rates."""
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    e = truth["exposures"][0]
+    code = textwrap.dedent(f"""
+        from jwst.pipeline import Detector1Pipeline
+        Detector1Pipeline.call({str(demo / e['file'])!r}, save_results=True, output_dir={str(tmp_path)!r})
+    """)
+    env = dict(os.environ)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=600)
+    from stdatamodels.jwst.datamodels import ImageModel
+
+    with ImageModel(str(tmp_path / f"{e['stem']}_rate.fits")) as r:
+        good = (r.dq & 1) == 0
+        expected = T.expected_rate(demo, e["file"])
+        res = (r.data - expected)[good]
+        z = res / r.err[good]
+        assert abs(np.median(res)) < 0.1
+        assert 0.9 < 1.4826 * np.median(np.abs(z - np.median(z))) < 1.15
+        bright = good & (expected > 50)
+        assert abs(np.median(r.data[bright] / expected[bright]) - 1) < 2e-3
