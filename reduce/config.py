@@ -44,6 +44,8 @@ SEED_PARAMETERS: dict[str, tuple[Any, type, str]] = {
 RUN_PARAMETERS: dict[str, tuple[Any, type, str]] = {
     "jobs": (1, int, "exposures processed in parallel processes"),
     "mosaic_per": ("observation", str, "'observation': one mosaic per (observation, filter); 'filter': one per filter"),
+    "clean_outlier_sigma": (0.0, float, "also median-fill finite pixels this many sigma above their neighbours "
+                                        "(hot pixels the mask missed; 0 = off)"),
 }
 
 #: jwst step parameters. Pipeline defaults apply to everything not listed here.

@@ -2,6 +2,16 @@
 
 The hook :func:`run` takes the stage-2 cal files and returns the files stage 3 must use.
 It never modifies the stage-2 files: cleaned exposures are new files in ``clean/``.
+
+Modules: :mod:`.masks` (photutils source masks), :mod:`.median_filter` (bad-pixel fill),
+:mod:`.super_background` (grouping and leave-one-out templates) hold pure array
+functions; :mod:`.step` does the FITS I/O, the products and the resumption by group.
+
+Products in ``clean/``: ``<stem>_cal.fits`` (what stage 3 reads), ``<stem>_segm.fits``
+(SEGM: segmentation; CLEANMAP: bits of :data:`.step.MAP_BITS`), ``clean_summary.json``
+(per exposure: group, scale factor, fraction masked, filled and uncovered pixels; per
+group: members, template made or why not) and ``qa/*.png``. Filled pixels have
+DO_NOT_USE cleared and FLUX_ESTIMATED set in DQ.
 """
 
 from __future__ import annotations
@@ -14,22 +24,27 @@ from ..workspace import Workspace
 
 @dataclass
 class CleanReport:
-    """What the cleaning did: files for stage 3 and notes for the summary."""
+    """What the cleaning did: files for stage 3 and notes for the summary.
+
+    ``exposures`` and ``groups`` are the per-exposure and per-group records of
+    ``clean/clean_summary.json`` (empty when cleaning is off).
+    """
 
     files: list[Path]
     notes: list[str] = field(default_factory=list)
+    exposures: dict[str, dict] = field(default_factory=dict)
+    groups: dict[str, dict] = field(default_factory=dict)
 
 
 def run(ws: Workspace, stems: list[str], cfg: dict) -> CleanReport:
     """Clean the cal files of ``stems``; return the files stage 3 reads.
 
-    The cleaning algorithms are not part of this release yet: stage 3 reads the stage-2
-    files unchanged, and the summary says so.
+    With ``MEDIAN_FILTER`` and ``SUPER_BKG_SUB`` both off, stage 3 reads the stage-2 files
+    unchanged (and the notes say so). Otherwise each group of exposures that is not
+    complete in ``clean/`` (or every group, with ``OVERWRITE``) is cleaned.
     """
-    cal = [ws.output("stage2", s) for s in stems if ws.output("stage2", s).exists()]
-    wanted = [k for k in ("MEDIAN_FILTER", "SUPER_BKG_SUB") if cfg[k]]
-    notes = []
-    if wanted:
-        notes.append(f"cleaning ({', '.join(wanted)}) not available in this version: "
-                     "stage 3 uses the stage-2 cal files")
-    return CleanReport(files=cal, notes=notes)
+    from .step import run_clean
+
+    result = run_clean(ws, stems, cfg)
+    return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
+                       groups=result.groups)

@@ -1,0 +1,174 @@
+"""The cleaning step on a tiny synthetic workspace of stage-2 cal files."""
+
+import hashlib
+import shutil
+import json
+
+import numpy as np
+import pytest
+
+from reduce import config
+from reduce.clean import CleanReport, run
+from reduce.workspace import Workspace
+
+SHAPE = (48, 56)
+DNU, FLUX_ESTIMATED = 1, 268435456
+
+
+def _cal(path, seed, sky, duration=88.8, filt="F770W", star=None):
+    from stdatamodels.jwst.datamodels import ImageModel
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    flat = 1 + 0.2 * np.sin(x / 7.0) * np.cos(y / 9.0)   # structure the template must remove
+    sci = sky * flat + rng.normal(0, 0.05, SHAPE)
+    if star is not None:
+        sci += 50 * np.exp(-((x - star[1]) ** 2 + (y - star[0]) ** 2) / 2.0)
+    vp = np.full(SHAPE, 0.0016, np.float32)
+    vr = np.full(SHAPE, 0.0008, np.float32)
+    vf = np.full(SHAPE, 0.0001, np.float32)
+    err = np.sqrt(vp + vr + vf)
+    dq = np.zeros(SHAPE, np.uint32)
+    sci = sci.astype(np.float32)
+    bad = [(3, 4), (3, 5), (0, 0), (SHAPE[0] - 1, 20)]
+    for r, c in bad:
+        sci[r, c] = np.nan
+        dq[r, c] = DNU
+    m = ImageModel(data=sci, err=err, dq=dq, var_poisson=vp, var_rnoise=vr, var_flat=vf)
+    m.meta.instrument.name = "MIRI"
+    m.meta.instrument.filter = filt
+    m.meta.instrument.detector = "MIRIMAGE"
+    m.meta.subarray.name = "FULL"
+    m.meta.exposure.readpatt = "FASTR1"
+    m.meta.exposure.effective_exposure_time = duration
+    m.meta.exposure.duration = duration + 2.775
+    m.save(str(path))
+    m.close()
+
+
+def _digest(paths):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+N_BIG = 4  # one group of 4 (MEDIAN_THRESH = 4 in these tests)
+
+
+@pytest.fixture(scope="module")
+def cal_files(tmp_path_factory):
+    """Stage-2 cal files, made once per module."""
+    d = tmp_path_factory.mktemp("cal")
+    stems = []
+    for i in range(N_BIG):
+        stem = f"jw01_{i:02d}_mirimage"
+        _cal(d / f"{stem}_cal.fits", i, sky=10 + i, star=(10 + 7 * i, 12 + 8 * i))
+        stems.append(stem)
+    for i in range(2):  # 88.81 s: its own group, below MEDIAN_THRESH
+        stem = f"jw02_{i:02d}_mirimage"
+        _cal(d / f"{stem}_cal.fits", 100 + i, sky=12, duration=88.81)
+        stems.append(stem)
+    return d, stems
+
+
+@pytest.fixture
+def workspace(tmp_path, cal_files):
+    src, stems = cal_files
+    ws = Workspace(tmp_path / "ws").create()
+    for s in stems:
+        shutil.copy2(src / f"{s}_cal.fits", ws.output("stage2", s))
+    return ws, stems
+
+
+def _cfg(**kw):
+    cfg = config.defaults()
+    cfg["MEDIAN_THRESH"] = N_BIG
+    cfg.update(kw)
+    return cfg
+
+
+def _arrays(path):
+    from stdatamodels.jwst.datamodels import ImageModel
+
+    with ImageModel(str(path)) as m:
+        return {k: np.array(getattr(m, k)) for k in ("data", "err", "dq", "var_poisson", "var_rnoise", "var_flat")}
+
+
+def test_step_outputs_inputs_untouched_and_rerun(workspace):
+    ws, stems = workspace
+    inputs = [ws.output("stage2", s) for s in stems]
+    before = _digest(inputs)
+    report = run(ws, stems, _cfg())
+    assert isinstance(report, CleanReport)
+    assert report.files == [ws.output("clean", s) for s in stems]
+    assert all(p.exists() for p in report.files)
+    assert _digest(inputs) == before                      # stage-2 files never modified
+    summary = json.loads((ws.dir("clean") / "clean_summary.json").read_text())
+    groups = summary["groups"]
+    assert len(groups) == 2
+    big = next(g for g in groups.values() if len(g["members"]) == N_BIG)
+    small = next(g for g in groups.values() if len(g["members"]) == 2)
+    assert big["template"] and not small["template"] and "MEDIAN_THRESH" in small["reason"]
+    assert any("no super background" in n for n in report.notes)
+    e0 = summary["exposures"][stems[0]]
+    assert e0["scale"] == pytest.approx(10.0, rel=0.02) and e0["n_filled"] == 4
+    assert e0["n_uncovered"] == 0 and 0 < e0["fraction_masked"] < 0.2
+    assert (ws.dir("clean") / f"{stems[0]}_segm.fits").exists()
+    assert list((ws.dir("clean") / "qa").glob("*.png"))
+
+    out = _arrays(ws.output("clean", stems[0]))
+    inp = _arrays(ws.output("stage2", stems[0]))
+    # filled pixels: finite, DO_NOT_USE cleared, FLUX_ESTIMATED set; edges and corners too
+    for r, c in [(3, 4), (3, 5), (0, 0), (SHAPE[0] - 1, 20)]:
+        assert np.isfinite(out["data"][r, c])
+        assert out["dq"][r, c] & FLUX_ESTIMATED and not out["dq"][r, c] & DNU
+    # the sky structure is gone (away from the star); ERR**2 == sum of variances
+    sky = np.ones(SHAPE, bool)
+    sky[0:25, 5:25] = False
+    assert abs(np.nanmedian(out["data"][sky])) < 0.05
+    assert np.nanstd(out["data"][sky]) < 0.3 * np.nanstd(inp["data"][sky])
+    total = out["var_poisson"] + out["var_rnoise"] + out["var_flat"]
+    np.testing.assert_allclose(out["err"] ** 2, total, rtol=1e-5)
+    assert np.all(out["err"][sky] > inp["err"][sky])       # template noise added
+    np.testing.assert_array_equal(out["var_rnoise"][sky], inp["var_rnoise"][sky])
+    # the small group: median filter only, no background subtraction
+    s_out = _arrays(ws.output("clean", stems[-1]))
+    s_in = _arrays(ws.output("stage2", stems[-1]))
+    good = np.isfinite(s_in["data"])
+    np.testing.assert_array_equal(s_out["data"][good], s_in["data"][good])
+
+    # rerun: groups complete -> skipped, outputs unchanged
+    first = {s: _arrays(ws.output("clean", s)) for s in stems}
+    digests = _digest(report.files)
+    report2 = run(ws, stems, _cfg())
+    assert _digest(report2.files) == digests
+    assert any("2 group(s) already done" in n for n in report2.notes)
+    # OVERWRITE: recomputed, identical arrays
+    run(ws, stems, _cfg(OVERWRITE=True))
+    for s in stems:
+        again = _arrays(ws.output("clean", s))
+        for k in first[s]:
+            np.testing.assert_array_equal(again[k], first[s][k])
+    assert _digest(inputs) == before
+
+
+def test_resumability_is_per_group(workspace):
+    ws, stems = workspace
+    run(ws, stems, _cfg())
+    big = stems[:N_BIG]
+    ws.output("clean", big[2]).unlink()            # an interrupted group
+    keep = {s: ws.output("clean", s).stat().st_mtime_ns for s in stems if s != big[2]}
+    report = run(ws, stems, _cfg())
+    assert any("1 group(s) already done" in n for n in report.notes)
+    assert ws.output("clean", big[2]).exists()
+    for s in big[:2] + big[3:]:                     # the whole group was redone
+        assert ws.output("clean", s).stat().st_mtime_ns != keep[s]
+    for s in stems[N_BIG:]:                             # the complete group was not
+        assert ws.output("clean", s).stat().st_mtime_ns == keep[s]
+    assert not list(ws.dir("clean").glob(".*part"))  # no temporary files left
+
+
+def test_cleaning_off_uses_stage2_files(workspace):
+    ws, stems = workspace
+    report = run(ws, stems, _cfg(MEDIAN_FILTER=False, SUPER_BKG_SUB=False))
+    assert report.files == [ws.output("stage2", s) for s in stems]
+    assert any("stage 3 uses the stage-2 cal files" in n for n in report.notes)
+    assert not list(ws.dir("clean").glob("*_cal.fits"))
