@@ -17,7 +17,6 @@ from pathlib import Path
 from .errors import CrdsCacheError
 
 SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
-PIPELINES = ("Detector1Pipeline", "Image2Pipeline", "Image3Pipeline")
 
 
 def default_cache_path() -> Path:
@@ -72,20 +71,6 @@ def configure(path: Path | None = None, context: str | None = None) -> CrdsSetti
     return CrdsSettings(path=path, context=context, readonly=readonly)
 
 
-def required_types() -> dict[str, list[str]]:
-    """Reference types each pipeline prefetches, from the installed pipeline classes."""
-    from jwst import pipeline as jp
-
-    out = {}
-    for name in PIPELINES:
-        pipe = getattr(jp, name)
-        types = set(getattr(pipe, "reference_file_types", []) or [])
-        for step in pipe.step_defs.values():
-            types.update(step.reference_file_types)
-        out[name] = sorted(types)
-    return out
-
-
 def resolve_references(files: list[Path], settings: CrdsSettings) -> dict[Path, dict[str, str]]:
     """Best references of every exposure for all three pipelines, computed offline.
 
@@ -96,7 +81,9 @@ def resolve_references(files: list[Path], settings: CrdsSettings) -> dict[Path, 
     from crds.core.exceptions import CrdsError
     from stdatamodels.jwst import datamodels
 
-    types = sorted(set().union(*required_types().values()))
+    from .crds_context import required_reference_types
+
+    types = sorted(set().union(*required_reference_types().values()))
     result: dict[Path, dict[str, str]] = {}
     for f in files:
         with datamodels.open(f) as model:

@@ -5,9 +5,11 @@ polynomials the SIAF defines (planar approximation, as pysiaf's ``det_to_tel``):
 
     x_sci = x + 1, y_sci = y + 1                         (SIAF science frame is 1-based; MIRI det == sci)
     (x_idl, y_idl) = Sci2Idl(x_sci - XSciRef, y_sci - YSciRef)   (degree-4 polynomials, arcsec)
-    (v2, v3) = IdealToV2V3(V3IdlYAngle, V2Ref, V3Ref, VIdlParity)
+    v2 = V2Ref + VIdlParity x_idl cos(a) + y_idl sin(a),  v3 = V3Ref - VIdlParity x_idl sin(a) + y_idl cos(a)
+                                                         (a = V3IdlYAngle; as jwst's IdealToV2V3)
 
-and the analytic inverse is IdealToV2V3's exact inverse followed by degree-8 polynomials
+the last step is an AffineTransformation2D (jwst's IdealToV2V3 has no ASDF converter), and
+the analytic inverse is that affine's exact inverse followed by degree-8 polynomials
 fitted (least squares, deterministic) to the exact inverse of Sci2Idl over the detector plus an
 8-pixel margin: the SIAF's own degree-4 Idl2Sci misses by up to 0.1 px at the detector corners,
 the fitted ones by < 3e-4 px. :func:`distortion_model`
@@ -92,23 +94,24 @@ def distortion_model():
 
     Bounding box (x: 3.5..1027.5, y: -0.5..1023.5) excludes the four reference columns on each side.
     """
-    from astropy.modeling.models import Mapping, Shift
-    from stdatamodels.jwst.transforms.models import IdealToV2V3, V2V3ToIdeal
+    from astropy.modeling.models import AffineTransformation2D, Mapping, Shift
 
     p = siaf_parameters()
     deg = p["degree"]
     sci2idl = _siaf_poly(p["Sci2IdlX"], deg, "sci2idl_x") & _siaf_poly(p["Sci2IdlY"], deg, "sci2idl_y")
     idl2sci = _inverse_poly(sci2idl)
-    to_ref = Shift(1.0 - p["XSciRef"], name="x_det_to_sci_offset") & Shift(1.0 - p["YSciRef"], name="y_det_to_sci_offset")
+    to_ref = Shift(1.0 - p["XSciRef"], name="x_det_to_sci_ref") & Shift(1.0 - p["YSciRef"], name="y_det_to_sci_ref")
     from_ref = Shift(p["XSciRef"] - 1.0) & Shift(p["YSciRef"] - 1.0)
-    angles = dict(v3idlyangle=p["V3IdlYAngle"], v2ref=p["V2Ref"], v3ref=p["V3Ref"], vparity=p["VIdlParity"])
+    a, par = np.deg2rad(p["V3IdlYAngle"]), p["VIdlParity"]
+    matrix = np.array([[par * np.cos(a), np.sin(a)], [-par * np.sin(a), np.cos(a)]])
+    idl2v2v3 = AffineTransformation2D(matrix=matrix, translation=[p["V2Ref"], p["V3Ref"]], name="idl2v2v3")
 
-    forward = to_ref | Mapping((0, 1, 0, 1)) | sci2idl | IdealToV2V3(**angles, name="idl2v2v3")
-    inverse = V2V3ToIdeal(**angles, name="v2v3toidl") | Mapping((0, 1, 0, 1)) | idl2sci | from_ref
+    forward = to_ref | Mapping((0, 1, 0, 1)) | sci2idl | idl2v2v3
+    inverse = idl2v2v3.inverse | Mapping((0, 1, 0, 1)) | idl2sci | from_ref
     forward.inverse = inverse
     forward.name = "mirim_det_to_v2v3"
-    forward.inputs = ("x", "y")
-    forward.outputs = ("v2", "v3")
+    # inputs stay ('x0', 'x1'): assign_wcs prepends Shift & Shift (filter offset, same input names)
+    # and re-binds this bounding box to the result by input name
     ny, nx = inst.FULL_SHAPE
     ref = inst.REFERENCE_COLUMNS
     forward.bounding_box = ((-0.5, ny - 0.5), (ref - 0.5, nx - ref - 0.5))  # (y, x) order
