@@ -153,6 +153,9 @@ def build_demo_context(crds_path: Path = typer.Argument(..., help="cache folder 
 
 def main() -> None:
     """Console-script entry: one-line errors with an exit code, tracebacks only with --debug."""
+    from .crds_setup import offline_environment
+
+    offline_environment()  # before anything imports crds
     debug = "--debug" in sys.argv[1:]
     args = [a for a in sys.argv[1:] if a != "--debug"]
     try:

@@ -45,13 +45,24 @@ def _operational_context(path: Path) -> str:
                              f"build one with `mirim-reduce crds build-demo-context {path}`") from None
 
 
+def offline_environment() -> None:
+    """Serverless CRDS and no CRDS step parameters: call before crds or jwst is imported.
+
+    CRDS fixes its server URL and mode at import; the cache path and context are read later.
+    """
+    if "serverless" not in os.environ.get("CRDS_SERVER_URL", ""):
+        if "crds" in sys.modules:
+            raise RuntimeError("crds was imported before reduce.crds_setup.offline_environment()")
+        os.environ["CRDS_SERVER_URL"] = SERVERLESS_URL
+    os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")
+
+
 def configure(path: Path | None = None, context: str | None = None) -> CrdsSettings:
-    """Point CRDS at a local cache, offline, before crds/jwst are imported.
+    """Point CRDS at a local cache, offline.
 
     ``context`` defaults to ``$CRDS_CONTEXT``, then the cache's operational context.
     """
-    if "crds" in sys.modules:
-        raise RuntimeError("crds was imported before reduce.crds_setup.configure(): the server URL is fixed")
+    offline_environment()
     path = Path(path) if path else default_cache_path()
     if not path.is_dir():
         raise CrdsCacheError(f"CRDS cache {path} does not exist: build the demo one with "
@@ -63,9 +74,6 @@ def configure(path: Path | None = None, context: str | None = None) -> CrdsSetti
     readonly = not os.access(path, os.W_OK) or os.environ.get("CRDS_READONLY_CACHE") == "1"
     os.environ["CRDS_PATH"] = str(path)
     os.environ["CRDS_CONTEXT"] = context
-    os.environ["CRDS_SERVER_URL"] = os.environ.get("CRDS_SERVER_URL") if "serverless" in os.environ.get(
-        "CRDS_SERVER_URL", "") else SERVERLESS_URL
-    os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")
     if readonly:
         os.environ["CRDS_READONLY_CACHE"] = "1"
     return CrdsSettings(path=path, context=context, readonly=readonly)
