@@ -58,7 +58,8 @@ PIPELINE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "image2": {},
     "image3": {
         # The original's alignment, sky and outlier settings (workflow.md section 6).
-        "tweakreg": {"minobj": 7, "searchrad": 1.0, "separation": 0.5, "tolerance": 0.7},
+        # separation must exceed sqrt(2) x tolerance in jwst 3 (the original's 0.5 made tweakreg skip alignment)
+        "tweakreg": {"minobj": 7, "searchrad": 1.0, "separation": 1.0, "tolerance": 0.7},
         "skymatch": {"skymethod": "global+match", "subtract": True},
         "outlier_detection": {"snr": "3.0 2.5", "scale": "10.0 5.0", "maskpt": 0.2},
         "resample": {"kernel": "square", "pixfrac": 1.0, "pixel_scale_ratio": 1.0},

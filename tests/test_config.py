@@ -29,7 +29,7 @@ def test_file_then_flags_override(tmp_path):
     assert cfg["DETECT_THRESH"] == 5.0 and isinstance(cfg["DETECT_THRESH"], float)
     assert cfg["WINDOW_SIZE"] == 3
     assert cfg["jobs"] == 1
-    assert cfg["image3"]["tweakreg"] == {"minobj": 7, "searchrad": 2.5, "separation": 0.5, "tolerance": 0.7}
+    assert cfg["image3"]["tweakreg"] == {"minobj": 7, "searchrad": 2.5, "separation": 1.0, "tolerance": 0.7}
 
 
 @pytest.mark.parametrize("text, key", [

@@ -94,7 +94,9 @@ def test_rate_matches_injected_count_rate(demo):
 
 
 def test_point_sources_in_mosaics(demo):
-    """Positions within 0.05 arcsec and aperture fluxes within 3 % of the injected ones."""
+    """Point sources above 20 sigma: relative positions within 0.03 arcsec after tweakreg (the
+    mosaic's absolute zero point carries its reference exposure's pointing error, simulated
+    at 0.07 arcsec rms per axis: bounded at 0.25 arcsec), aperture fluxes within 3 %."""
     from astropy.coordinates import SkyCoord
     import astropy.units as u
     from photutils.aperture import CircularAnnulus, CircularAperture, ApertureStats, aperture_photometry
@@ -135,11 +137,16 @@ def test_point_sources_in_mosaics(demo):
                 continue
             cx, cy = centroid_2dg(box - bkg)
             ra, dec = wcs(ix - h + cx, iy - h + cy)
-            sep = SkyCoord(ra, dec, unit="deg").separation(SkyCoord(src["ra"], src["dec"], unit="deg"))
-            offsets.append(sep.to(u.arcsec).value)
+            dra, ddec = SkyCoord(src["ra"], src["dec"], unit="deg").spherical_offsets_to(
+                SkyCoord(ra, dec, unit="deg"))
+            offsets.append((dra.to(u.arcsec).value, ddec.to(u.arcsec).value))
             ratios.append(flux / src["flux_jy"][filt])
         assert len(offsets) >= 3, f"{i2d_file.name}: only {len(offsets)} point sources above 20 sigma"
-        assert np.median(offsets) < 0.05, (i2d_file.name, offsets)
+        offsets = np.array(offsets)
+        zero_point = np.median(offsets, axis=0)
+        scatter = np.median(np.hypot(*(offsets - zero_point).T))
+        assert np.hypot(*zero_point) < 0.25, (i2d_file.name, zero_point)
+        assert scatter < 0.03, (i2d_file.name, scatter)
         assert abs(np.median(ratios) - 1) < 0.03, (i2d_file.name, ratios)
         checked += 1
     assert checked >= 3
