@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -151,11 +153,24 @@ def build_demo_context(crds_path: Path = typer.Argument(..., help="cache folder 
     typer.echo(f"CRDS context {name} in {crds_path}")
 
 
+# Commands of the other parts register themselves on ``app`` / ``crds_app``.
+from . import cli_acquire, cli_evaluate, cli_products  # noqa: E402,F401
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry: one-line errors with an exit code, tracebacks only with --debug."""
     from .crds_setup import offline_environment
 
     offline_environment()  # before anything imports crds
+    # pysiaf logs a warning at import when it cannot reach GitHub to compare SIAF versions.
+    logging.getLogger("pysiaf").setLevel(logging.ERROR)
+    # SIGTERM (docker stop, batch schedulers) stops like Ctrl-C: workers finish or are
+    # cancelled, the lock is released, and the workspace stays resumable.
+    signal.signal(signal.SIGTERM, _terminate)
     debug = "--debug" in sys.argv[1:]
     args = [a for a in sys.argv[1:] if a != "--debug"]
     try:

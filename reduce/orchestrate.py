@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import time
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,9 +88,14 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     ws = Workspace(workdir)
     summary = RunSummary(workspace=str(ws.root))
     selection = inputs.select(Path(input_dir)) if input_dir else _recorded_inputs(ws)
-    with ws:
+    with ws, _run_log(ws) as log:
         _remove_scratch(ws)
         write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
+        log.info("mirim-reduce %s in %s; input %s", __version__, ws.root, input_dir or "(recorded inputs)")
+        for e in selection.exposures:
+            log.info("exposure %s: %s %s %s ngroups=%d", e.stem, e.filter, e.subarray, e.readpatt, e.ngroups)
+        for name, reason in selection.skipped:
+            log.info("skipped %s: %s", name, reason)
         exposures = [e for e in selection.exposures if not only or e.stem in only]
         if only and not exposures:
             raise InputError(f"none of {', '.join(only)} is an exposure of this workspace")
@@ -100,6 +107,7 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
 
         settings = crds_setup.configure(crds_path, crds_context)
         summary.crds_context = settings.context
+        log.info("CRDS context %s in %s (read-only: %s)", settings.context, settings.path, settings.readonly)
         config_mod.check_step_parameters(cfg)
         t0 = time.perf_counter()
         refs = crds_setup.resolve_references([e.path for e in exposures], settings)
@@ -123,11 +131,35 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
                 report = clean.run(ws, stems, cfg) if "clean" not in stages else report
                 outs = execute(stage3.plan(ws, report.files, cfg), jobs, "stage 3")
             summary.outcomes += [asdict(o) for o in outs]
+            for o in outs:
+                log.info("%s %s: %s in %.1f s%s", stage, o.name, "ok" if o.ok else "FAILED", o.seconds,
+                         f" ({o.error})" if o.error else "")
             summary.stage_seconds[stage] = time.perf_counter() - t0
         summary.products = sorted(str(p.relative_to(ws.root)) for p in ws.dir("stage3").glob("*/*_i2d.fits"))
         summary.total_seconds = time.perf_counter() - t_start
         write_json(ws.root / "summary.json", asdict(summary))
     return summary
+
+
+@contextmanager
+def _run_log(ws: Workspace):
+    """The run's own log (what was selected, skipped, done, failed): WORKSPACE/logs/run.log."""
+    path = ws.root / "logs" / "run.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("mirim_reduce.run")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        yield log
+    except BaseException as exc:
+        log.error("run stopped: %s: %s", type(exc).__name__, exc)
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def raise_on_failures(summary: RunSummary) -> None:

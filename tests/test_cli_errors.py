@@ -37,6 +37,7 @@ def test_uncovered_subarray_names_the_reference_before_any_stage(tmp_path, crds_
     from reduce.simulate import demo_program, make_scene, write_exposure
 
     raw = tmp_path / "raw"
+    raw.mkdir()
     write_exposure(raw, demo_program()[0], make_scene(1), rng=np.random.default_rng(1))
     f = next(raw.glob("*_uncal.fits"))
     # The same exposure labelled with a subarray the context does not cover.
