@@ -34,9 +34,10 @@ bench: venv
 # Refresh the lock (exact versions and hashes) after editing pyproject.toml dependencies.
 lock:
 	$(BIN)/pip-compile --quiet --generate-hashes --extra test --strip-extras --allow-unsafe \
-	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+	  --constraint containers/constraints-py3112.txt --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	  --output-file requirements-build.lock requirements-build.in
 
 clean-demo:
 	rm -rf $(WORKDIR)
+include containers/Makefile.inc

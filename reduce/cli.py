@@ -76,13 +76,15 @@ def ensure_demo_context(crds_path: Path) -> Path:
 
 
 @app.command()
-def run(input: Path = typer.Argument(..., help="folder of *_uncal.fits files"),
+def run(input: Path = typer.Argument(..., help="folder of *_uncal.fits files, or a JWST program id (3224)"),
         workdir: Optional[Path] = WorkdirOpt, config: Optional[Path] = ConfigOpt,
         jobs: Optional[int] = JobsOpt, overwrite: Optional[bool] = OverwriteOpt,
         crds_path: Optional[Path] = CrdsPathOpt):
-    """Reduce a folder of MIRI uncal files: stage 1, stage 2, cleaning, stage 3."""
+    """Reduce a folder of MIRI uncal files (or a JWST program id: fetched from MAST first)."""
     cfg = _config(config, jobs, overwrite)
-    _run(input, _workdir(cfg, workdir, DEFAULT_WORKDIR), cfg, crds_path)
+    workdir = _workdir(cfg, workdir, DEFAULT_WORKDIR)
+    input = cli_acquire.prepare_run_input(input, workdir, crds_path)  # fetch PROGRAM; CRDS cache check
+    _run(input, workdir, cfg, crds_path)
 
 
 def _stage_command(stage: str, doc: str):
@@ -174,7 +176,11 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     args = [a for a in sys.argv[1:] if a != "--debug"]
     try:
-        app(args=args, prog_name="mirim-reduce", standalone_mode=False)
+        rc = app(args=args, prog_name="mirim-reduce", standalone_mode=False)
+        if rc == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM handler) into 130
+            raise KeyboardInterrupt
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except ReduceError as exc:
         if debug:
             raise
