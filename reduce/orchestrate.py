@@ -136,6 +136,22 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
                          f" ({o.error})" if o.error else "")
             summary.stage_seconds[stage] = time.perf_counter() - t0
         summary.products = sorted(str(p.relative_to(ws.root)) for p in ws.dir("stage3").glob("*/*_i2d.fits"))
+
+        # --- packaging (reduce.products): DEST/{TARGPROP}/{FILTER}/..., TA boxes, report, manifest
+        if "stage3" in stages:
+            from . import products
+
+            t0 = time.perf_counter()
+            summary.total_seconds = t0 - t_start  # the report shows the time before packaging
+            packaged = products.package(ws, cfg, summary)
+            summary.notes += packaged.notes
+            summary.products += [str(p.relative_to(ws.root) if p.is_relative_to(ws.root) else p)
+                                 for p in [*packaged.products, packaged.report, packaged.manifest]
+                                 if p is not None and p.name.endswith(("_i2d.fits", "_ta_box.fits", ".html", ".json"))]
+            log.info("packaged %d files into %s", len(packaged.products), packaged.dest)
+            summary.stage_seconds["package"] = time.perf_counter() - t0
+        # --- end packaging
+
         summary.total_seconds = time.perf_counter() - t_start
         write_json(ws.root / "summary.json", asdict(summary))
     return summary
