@@ -240,3 +240,14 @@ def test_rerun_skips_finished_work_and_resumes(demo, crds_cache):
         [("stage2", cal.name.removesuffix("_cal.fits"))]
     assert len([o for o in outcomes if o["stage"] == "stage3"]) == len(i2d)
     assert all(o["ok"] for o in outcomes) and proc.returncode == 0
+
+
+def test_jobs1_and_jobs2_packaged_products_verify_exact(demo, tmp_path_factory):
+    """The packaged products (mosaics, catalogues, TA boxes, quicklooks) of the interrupted
+    --jobs 1 run and of the --jobs 2 run are identical: ``mirim-reduce verify --exact``."""
+    raw, ws2, _ = demo
+    ws1 = sorted(tmp_path_factory.getbasetemp().glob("test_interrupted_jobs1*/ws1"))
+    if not ws1 or not (ws1[-1] / "products" / "manifest.json").is_file():
+        pytest.skip("needs test_interrupted_jobs1_run_resumes_to_the_same_products_as_jobs2 in the same session")
+    proc = cli("verify", ws1[-1] / "products", ws2 / "products", "--exact", check=False)
+    assert proc.returncode == 0 and "no differences" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -8,6 +8,14 @@ maximum-area cut: large galaxies are masked. Small-source removal checks every l
 (the original skipped the highest one and was off by one), and the mask is dilated with
 a 3x3 structure ``DILATE_ITERATIONS`` times.
 
+Extended emission: the detection's background mesh (64 px) absorbs galaxies larger than
+a few arcseconds, so only their cores were masked and the super-background templates
+(dithers of ~1.5") carried their light, which was then subtracted from every exposure.
+:func:`extended_mask` adds a second, low-surface-brightness pass: a robust plane fitted to
+the pixels outside the first mask, a heavy Gaussian smoothing (``extended_fwhm`` pixels),
+and a threshold of ``extended_thresh`` times the smoothed image's own noise (measured, so
+correlations are accounted for). It is on by default in :func:`source_mask`.
+
 Pure functions: numpy arrays in, numpy arrays out; no I/O.
 """
 
@@ -21,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = ["GOOD_DQ_BITS", "SourceMask", "coverage_mask", "min_source_area", "detect",
-           "remove_small_sources", "dilate", "source_mask"]
+           "remove_small_sources", "dilate", "extended_mask", "source_mask"]
 
 #: DQ bits a pixel may carry and still count as good: JUMP_DET (4). The original kept
 #: pixels with DQ == 0 or DQ == 4 only.
@@ -241,10 +249,114 @@ def dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
     return ndimage.binary_dilation(mask, structure=np.ones((3, 3), bool), iterations=int(iterations))
 
 
+def _robust_plane(y: np.ndarray, x: np.ndarray, v: np.ndarray, iters: int = 5) -> np.ndarray:
+    """Coefficients (c, cx, cy) of a plane fitted with 3-sigma (MAD) clipping."""
+    use = np.ones(v.size, bool)
+    coef = np.array([np.median(v), 0.0, 0.0])
+    A = np.column_stack([np.ones(v.size), x, y])
+    for _ in range(iters):
+        if use.sum() < 10:
+            break
+        coef, *_ = np.linalg.lstsq(A[use], v[use], rcond=None)
+        res = v - A @ coef
+        mad = 1.4826 * np.median(np.abs(res[use] - np.median(res[use])))
+        if mad <= 0:
+            break
+        new = np.abs(res) <= 3 * mad
+        if np.array_equal(new, use):
+            break
+        use = new
+    return coef
+
+
+def extended_mask(sci: np.ndarray, bad: np.ndarray, mask: np.ndarray, err: np.ndarray | None = None, *,
+                  fwhm: float = 12.0, thresh: float = 4.0, sky_fraction: float = 0.25,
+                  n_pixels: int = 100, sample: int = 4, iterations: int = 3) -> np.ndarray:
+    """Low-surface-brightness emission the mesh-based detection misses.
+
+    Parameters
+    ----------
+    sci : 2D `~numpy.ndarray`
+        Science image (e.g. MJy/sr).
+    bad : 2D bool `~numpy.ndarray`
+        Pixels to ignore.
+    mask : 2D bool `~numpy.ndarray`
+        Sources already masked (left out of the background plane and the noise estimate).
+    fwhm : float
+        FWHM (pixels) of the Gaussian smoothing.
+    thresh : float
+        Threshold in units of the smoothed image's noise: from ``err`` propagated through
+        the kernel when given (``median(err) * sqrt(sum(kernel**2))``), else the robust
+        standard deviation of the smoothed, plane-subtracted image outside the mask.
+    err : 2D `~numpy.ndarray`, optional
+        Uncertainty of ``sci`` (independent pixels, as in a cal file).
+    sky_fraction : float
+        The threshold is also at least this fraction of the sky level (the plane's median).
+        Within one exposure a detector-fixed background structure (glow, stray light: a
+        few percent of the sky) looks like extended emission; this keeps it out of the
+        mask, so the super background still removes it, while galaxies brighter than this
+        fraction of the sky are masked.
+    iterations : int
+        The plane and the threshold are re-estimated outside the grown mask this many times.
+    n_pixels : int
+        Minimum connected area (pixels).
+    sample : int
+        Every ``sample``-th pixel (in each axis) enters the plane fit.
+
+    Returns
+    -------
+    ext : 2D bool `~numpy.ndarray`
+        Pixels of connected regions above the threshold (not dilated).
+    """
+    good = ~bad & np.isfinite(sci)
+    out = np.zeros(sci.shape, bool)
+    ny, nx = sci.shape
+    Y, X = np.mgrid[0:ny, 0:nx]
+    sigma = fwhm / 2.3548
+    w = ndimage.gaussian_filter(good.astype(np.float64), sigma, mode="constant")
+    kernel_norm = 1.0 / math.sqrt(4.0 * math.pi * sigma ** 2)  # sqrt(sum k^2) of a unit Gaussian
+    err_noise = None
+    if err is not None and np.any(good & np.isfinite(err)):
+        err_noise = float(np.median(err[good & np.isfinite(err)])) * kernel_norm
+    for _ in range(max(1, iterations)):
+        sky = good & ~mask & ~out
+        if np.count_nonzero(sky) < 100:
+            break
+        ok = sky[::sample, ::sample]
+        coef = _robust_plane(Y[::sample, ::sample][ok] / ny, X[::sample, ::sample][ok] / nx,
+                             sci[::sample, ::sample][ok].astype(np.float64))
+        plane = coef[0] + coef[1] * X / nx + coef[2] * Y / ny
+        sub = np.where(good, sci - plane, 0.0)
+        sm = ndimage.gaussian_filter(sub, sigma, mode="constant")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sm = np.where(w > 0.2, sm / w, 0.0)
+        ref = sm[sky & (w > 0.2)]
+        if ref.size < 100:
+            break
+        med = float(np.median(ref))
+        noise = err_noise if err_noise else 1.4826 * float(np.median(np.abs(ref - med)))
+        if not np.isfinite(noise) or noise <= 0:
+            break
+        level = abs(float(np.median(plane[good])) + med)
+        above = (sm - med) > max(thresh * noise, sky_fraction * level)
+        lab, n = ndimage.label(above)
+        if n == 0:
+            break
+        counts = np.bincount(lab.ravel())
+        keep = counts >= n_pixels
+        keep[0] = False
+        new = keep[lab]
+        if np.array_equal(new, out):
+            break
+        out = new
+    return out
+
+
 def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray | None = None, *,
                 detect_thresh: float = 10.0, small_source_thresh: int = 0, dilate_seg: bool = True,
                 dilate_iterations: int = 2, pixel_scale: float = 0.1108, min_radius_arcsec: float = 0.1,
                 min_area_floor: int = 3, fwhm: float = 3.0, box_size: int = 64, deblend: bool = True,
+                extended: bool = True, extended_fwhm: float = 12.0, extended_thresh: float = 4.0,
                 suppress_warnings: bool = True) -> SourceMask:
     """The source mask of one exposure (``DETECT_THRESH``, ``SMALL_SOURCE_THRESH``,
     ``DILATE_SEG``, ``DILATE_ITERATIONS``).
@@ -257,6 +369,9 @@ def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray |
         DQ flags; pixels with bits other than JUMP_DET are excluded first.
     pixel_scale : float
         arcsec / pixel, for the minimum area ``pi * (min_radius_arcsec / pixel_scale)**2``.
+    extended, extended_fwhm, extended_thresh : bool, float, float
+        Add :func:`extended_mask` (smoothing FWHM in pixels, threshold in units of the
+        smoothed noise) to the mask before dilation.
 
     Returns
     -------
@@ -272,6 +387,8 @@ def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray |
                                       fwhm=fwhm, box_size=box_size, deblend=deblend,
                                       small_source_thresh=small_source_thresh)
     mask = segm > 0
+    if extended:
+        mask |= extended_mask(sci, bad, dilate(mask, 2), err, fwhm=extended_fwhm, thresh=extended_thresh)
     if dilate_seg:
         mask = dilate(mask, dilate_iterations)
     return SourceMask(segm=segm, mask=mask, bad=bad, n_sources=int(segm.max(initial=0)),

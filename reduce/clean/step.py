@@ -322,10 +322,13 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict,
                         has = np.isfinite(own)
                         own_var[has] = (prep.err[has].astype(np.float64) / skies[stem]) ** 2
                         tvar = sb.template_variance(var_sum, var_cnt, own_var, n_others)
-                    res = sb.subtract_template(prep.sci, tmpl, scale, prep.err, tvar, prep.variances,
+                    # holes (every other member masked the pixel: a source larger than the
+                    # dithers) get the interpolated template, and stay flagged UNCOVERED
+                    filled_tmpl, holes = sb.fill_template_holes(tmpl, np.isfinite(prep.sci))
+                    res = sb.subtract_template(prep.sci, filled_tmpl, scale, prep.err, tvar, prep.variances,
                                                var_name=TEMPLATE_VARIANCE)
                     prep.sci, prep.err, prep.variances = res.sci, res.err, res.variances
-                    uncovered = res.uncovered
+                    uncovered = holes
                     st.template, st.scale, st.n_fit_pixels = True, scale, n_fit
                 else:
                     st.note = "no sky pixel to fit the template's scale: no super background"
@@ -481,8 +484,8 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True) -> Cl
         notes.append(f"cleaning: {filled} pixel(s) median-filled (DQ FLUX_ESTIMATED), "
                      f"{unfilled} left without a finite neighbour")
     if uncovered:
-        notes.append(f"cleaning: {uncovered} science pixel(s) not covered by their template (left unsubtracted; "
-                     "CLEANMAP bit UNCOVERED)")
+        notes.append(f"cleaning: {uncovered} science pixel(s) not covered by their template (template "
+                     "interpolated from its surroundings there; CLEANMAP bit UNCOVERED)")
     files = [ws.output("clean", s) for s in cal]
     return CleanResult(files=files, notes=notes, exposures=out_exp, groups=out_groups)
 

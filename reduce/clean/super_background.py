@@ -27,7 +27,8 @@ import numpy as np
 
 __all__ = ["group_key", "original_group_key", "group_by_key", "robust_sky", "masked_normalised",
            "LeaveOneOut", "leave_one_out", "leave_one_out_bruteforce", "fit_scale",
-           "template_variance", "SubtractResult", "subtract_template", "MEDIAN_EFFICIENCY"]
+           "template_variance", "SubtractResult", "subtract_template", "MEDIAN_EFFICIENCY",
+           "fill_template_holes"]
 
 #: Standard error of a median of n Gaussian values is MEDIAN_EFFICIENCY * sigma / sqrt(n).
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2.0)  # 1.2533
@@ -331,3 +332,50 @@ def subtract_template(sci: np.ndarray, template: np.ndarray, scale: float,
         if var_name in out_var:
             out_var[var_name][:] = out_var[var_name] + add
     return SubtractResult(sci=out_sci, err=out_err, variances=out_var, uncovered=uncovered)
+
+
+def fill_template_holes(template: np.ndarray, valid: np.ndarray | None = None,
+                        sigma: float = 16.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fill a template's coverage holes with its smooth surroundings.
+
+    A hole is a pixel where no other member has sky (every member masked it: a galaxy
+    larger than the dither pattern). Leaving it unsubtracted keeps the full sky there, a
+    step of the sky level at the hole's edge; instead the template is interpolated by
+    normalised Gaussian convolution (``sigma`` pixels, doubled until every hole is
+    reached; the template's median as a last resort), which keeps the large scales of the
+    detector pattern.
+
+    Parameters
+    ----------
+    template : 2D `~numpy.ndarray`
+        Normalised template (NaN in holes).
+    valid : 2D bool `~numpy.ndarray`, optional
+        Pixels to fill (default: every NaN pixel).
+
+    Returns
+    -------
+    filled : 2D float32 `~numpy.ndarray`
+    holes : 2D bool `~numpy.ndarray`
+        The pixels that were filled.
+    """
+    from scipy import ndimage
+
+    t = np.asarray(template, np.float64)
+    have = np.isfinite(t)
+    holes = ~have if valid is None else (~have & valid)
+    out = np.array(template, np.float32, copy=True)
+    if not holes.any() or not have.any():
+        return out, holes
+    todo = holes.copy()
+    s = float(sigma)
+    base = np.where(have, t, 0.0)
+    while todo.any() and s <= 4 * max(t.shape):
+        num = ndimage.gaussian_filter(base, s, mode="constant")
+        den = ndimage.gaussian_filter(have.astype(np.float64), s, mode="constant")
+        ok = todo & (den > 1e-3)
+        out[ok] = (num[ok] / den[ok]).astype(np.float32)
+        todo &= ~ok
+        s *= 2
+    if todo.any():
+        out[todo] = np.float32(np.median(t[have]))
+    return out, holes
