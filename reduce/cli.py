@@ -205,4 +205,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # ``python -m reduce.cli``: run the importable module's app, on which the other parts'
+    # commands (cli_acquire, cli_products, cli_evaluate) are registered, not this __main__ copy.
+    from reduce.cli import main as _main
+
+    _main()

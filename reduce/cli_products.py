@@ -58,19 +58,3 @@ def verify(run_dest: Path = typer.Argument(..., help="packaged products of the r
     typer.echo(result.table(show_ok=show_all))
     if not result.ok:
         raise typer.Exit(1)
-
-
-# ``python -m reduce.cli`` runs cli.py as ``__main__``, a second module beside ``reduce.cli``
-# whose ``app`` is the one invoked: register the commands there too.
-def _register_on_main() -> None:
-    import sys
-
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    main_app = getattr(main, "app", None)
-    if spec is not None and spec.name == "reduce.cli" and main_app is not None and main_app is not app:
-        main_app.command()(package)
-        main_app.command()(verify)
-
-
-_register_on_main()

@@ -1,0 +1,91 @@
+"""The run manifest (``DEST/manifest.json``): how every product was made, and hashes to compare runs.
+
+Keys: ``format``; ``tool`` {name, version}; ``versions`` (python and the libraries that shape
+the science); ``crds`` {context, references per exposure} from ``WORKSPACE/crds.json``;
+``image`` (present when running in the mirim-reduce container image, see
+:data:`IMAGE_ENV`); ``config`` (the effective configuration); ``date`` (the stamp used in
+product names); ``inputs`` [{name, bytes, sha256}]; ``products`` [{path (relative to DEST),
+kind, bytes, sha256, content}] where ``content`` holds the per-HDU hashes of
+:func:`reduce.products.hashing.content_hashes`; ``volatile_keywords``; ``ta_boxes``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .hashing import SKIPPED_EXTENSIONS, VOLATILE_KEYWORDS, VOLATILE_TABLE_META, content_hashes, sha256_file
+
+FORMAT = "mirim-reduce-manifest/1"
+LIBRARIES = ("jwst", "crds", "stcal", "stpipe", "stdatamodels", "gwcs", "numpy", "scipy", "astropy",
+             "photutils", "pysiaf", "asdf", "matplotlib")
+#: Environment variables read to describe the container image a run happens in:
+#: MIRIM_IMAGE_DIGEST (e.g. sha256:...), MIRIM_IMAGE_REF (name:tag), and every MIRIM_BUILD_*
+#: variable (build labels: MIRIM_BUILD_VERSION, MIRIM_BUILD_REVISION, MIRIM_BUILD_DATE, ...).
+IMAGE_ENV = ("MIRIM_IMAGE_DIGEST", "MIRIM_IMAGE_REF")
+IMAGE_ENV_PREFIX = "MIRIM_BUILD_"
+#: Files of DEST the manifest does not list: itself, and the report (it holds run times).
+UNLISTED = ("manifest.json", "report.html", "report.md")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in LIBRARIES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def image_info(environ=None) -> dict | None:
+    """Digest and build labels of the container image, from the environment; None outside one."""
+    env = os.environ if environ is None else environ
+    info = {k: env[k] for k in IMAGE_ENV if env.get(k)}
+    info.update({k: v for k, v in sorted(env.items()) if k.startswith(IMAGE_ENV_PREFIX) and v})
+    in_container = Path("/.dockerenv").exists() or bool(env.get("APPTAINER_CONTAINER") or env.get("SINGULARITY_CONTAINER"))
+    if not info and not in_container:
+        return None
+    info["in_container"] = in_container
+    return info
+
+
+def kind_of(path: Path) -> str:
+    name = path.name
+    for suffix, kind in (("_i2d.fits", "mosaic"), ("_segm.fits", "segmentation"), ("_cat.ecsv", "catalogue"),
+                         ("_ta_box.fits", "ta_box"), ("_ta_box.pdf", "ta_box_figure"), ("_ta_box.png", "ta_box_figure"),
+                         ("_quicklook.png", "quicklook"), (".png", "qa_figure")):
+        if name.endswith(suffix):
+            return kind
+    return "other"
+
+
+def product_entry(dest: Path, path: Path) -> dict:
+    return {"path": path.relative_to(dest).as_posix(), "kind": kind_of(path), "bytes": path.stat().st_size,
+            "sha256": sha256_file(path), "content": content_hashes(path)}
+
+
+def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, date: str, crds: dict,
+          inputs: list[Path], ta_boxes: list[dict]) -> dict:
+    """The manifest of the ``products`` (files under ``dest``) this packaging wrote; files of
+    earlier runs that share ``dest`` are not listed."""
+    dest = Path(dest)
+    products = sorted(set(Path(p) for p in products))
+    return {
+        "format": FORMAT,
+        "tool": {"name": "mirim-reduce", "version": tool_version},
+        "versions": versions(),
+        "crds": crds,
+        "image": image_info(),
+        "config": cfg,
+        "date": date,
+        "inputs": [{"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(inputs)
+                   if p.is_file()],
+        "products": [product_entry(dest, p) for p in products],
+        "volatile_keywords": sorted(VOLATILE_KEYWORDS),
+        "volatile_table_meta": sorted(VOLATILE_TABLE_META),
+        "skipped_extensions": SKIPPED_EXTENSIONS,
+        "ta_boxes": ta_boxes,
+    }

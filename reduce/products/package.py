@@ -1,0 +1,173 @@
+"""Packaging: the workspace's mosaics sorted as the original sorts them, TA boxes, report, manifest.
+
+Layout (DEST = ``DESTINATION_DIRECTORY``, or ``WORKSPACE/products`` when it is "")::
+
+    DEST/{TARGPROP}/{FILTER}/{TARGPROP}_MIRI_{FILTER}_{DATE}_i2d.fits   (+ _segm.fits, _cat.ecsv)
+    DEST/{TARGPROP}/{FILTER}/{TARGPROP}_MIRI_{FILTER}_{DATE}_ta_box.{fits,pdf,png}   (MAKE_CUTOUTS)
+    DEST/report.html, DEST/report/*.png
+    DEST/manifest.json
+
+``DATE`` is the config's ``DATE`` or today (``%d%b%Y``). ``TARGPROP`` is made safe for paths
+(characters other than letters, digits, ``.``, ``_``, ``+``, ``-`` become ``_``). When two
+mosaics would get the same name (same target and filter in two observations), the product's
+observation token (``o001``; the whole product prefix if that is not enough) is inserted
+before the suffix: ``..._{DATE}_o001_i2d.fits``. Files are copied byte for byte from
+``stage3/``, atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..fsutil import atomic_path, write_json
+from ..workspace import Workspace
+from . import manifest as manifest_mod
+from . import tabox as tabox_mod
+from .report import MosaicEntry, write_report
+
+
+@dataclass
+class PackageResult:
+    dest: Path
+    date: str
+    products: list[Path] = field(default_factory=list)
+    ta_boxes: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    report: Path | None = None
+    manifest: Path | None = None
+
+
+def safe_name(name: str) -> str:
+    """A target name usable as a folder and file name."""
+    s = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(name).strip()).strip("._")
+    return s or "UNKNOWN"
+
+
+def date_stamp(cfg: dict, today: _dt.date | None = None) -> str:
+    return cfg.get("DATE") or (today or _dt.date.today()).strftime("%d%b%Y")
+
+
+def destination(ws: Workspace, cfg: dict) -> Path:
+    d = cfg.get("DESTINATION_DIRECTORY") or ""
+    return Path(d).absolute() if d else ws.products
+
+
+def _copy(src: Path, final: Path) -> None:
+    with atomic_path(final) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _mosaic_info(i2d: Path) -> dict:
+    from astropy.io import fits
+
+    h = fits.getheader(i2d)
+    return {"target": safe_name(h.get("TARGPROP") or h.get("TARGNAME") or "UNKNOWN"),
+            "filter": str(h.get("FILTER", "UNKNOWN")).upper()}
+
+
+def _names(products: dict[str, dict], date: str) -> dict[str, str]:
+    """Product -> packaged base name (without the ``_i2d.fits`` suffix), unique."""
+    base = {p: f"{i['target']}_MIRI_{i['filter']}_{date}" for p, i in products.items()}
+    out = {}
+    for p, b in base.items():
+        twins = [q for q, c in base.items() if c == b]
+        if len(twins) == 1:
+            out[p] = b
+            continue
+        token = p.split("_")[0].split("-")[-1]  # jw09999-o001_t001_miri_f770w -> o001
+        tokens = [q.split("_")[0].split("-")[-1] for q in twins]
+        out[p] = f"{b}_{token}" if tokens.count(token) == 1 else f"{b}_{p.split('_')[0]}"
+    return out
+
+
+def _summary_dict(summary) -> dict:
+    if summary is None:
+        return {}
+    if is_dataclass(summary):
+        return asdict(summary)
+    return dict(summary)
+
+
+def package(ws: Workspace, cfg: dict, summary=None, *, cutout_size: int = tabox_mod.DEFAULT_CUTOUT_SIZE,
+            today: _dt.date | None = None) -> PackageResult:
+    """Package the mosaics of workspace ``ws`` (see the module doc); returns what was written."""
+    ws_root = ws.root
+    summ = _summary_dict(summary)
+    if not summ and (ws_root / "summary.json").is_file():
+        summ = json.loads((ws_root / "summary.json").read_text())
+    dest = destination(ws, cfg)
+    date = date_stamp(cfg, today)
+    result = PackageResult(dest=dest, date=date)
+    i2ds = sorted(ws.dir("stage3").glob("*/*_i2d.fits"))
+    infos = {p.parent.name: {**_mosaic_info(p), "i2d": p} for p in i2ds}
+    names = _names(infos, date)
+    mosaics = []
+    for product, info in infos.items():
+        folder = dest / info["target"] / info["filter"]
+        base = names[product]
+        src_dir = info["i2d"].parent
+        packaged = folder / f"{base}_i2d.fits"
+        for suffix in ("_segm.fits", "_cat.ecsv", "_i2d.fits"):  # the mosaic last: it marks completion
+            src = src_dir / f"{product}{suffix}"
+            if src.is_file():
+                _copy(src, folder / f"{base}{suffix}")
+                result.products.append(folder / f"{base}{suffix}")
+        members = _members(src_dir)
+        box = None
+        if cfg.get("MAKE_CUTOUTS", True):
+            box = _ta_box(ws_root, info, src_dir, packaged, folder / f"{base}_ta_box", cutout_size, result)
+        mosaics.append(MosaicEntry(product=product, filter=info["filter"], target=info["target"], i2d=packaged,
+                                   members=members, tabox=box))
+    if not i2ds:
+        result.notes.append("packaging: no mosaics in stage3/")
+    figures: list[Path] = []
+    result.report = write_report(dest, ws_root, mosaics, summ, [*summ.get("notes", []), *result.notes],
+                                 version=__version__, date=date, figures=figures)
+    result.products += sorted(set(figures))
+    crds = json.loads((ws_root / "crds.json").read_text()) if (ws_root / "crds.json").is_file() else {}
+    crds.pop("path", None)  # where the cache is does not change the results
+    inputs = []
+    if (ws_root / "inputs.json").is_file():
+        inputs = [Path(e["path"]) for e in json.loads((ws_root / "inputs.json").read_text())["exposures"]]
+    man = manifest_mod.build(dest, result.products, tool_version=__version__, cfg=cfg, date=date, crds=crds,
+                             inputs=inputs, ta_boxes=result.ta_boxes)
+    result.manifest = dest / "manifest.json"
+    write_json(result.manifest, man)
+    return result
+
+
+def _members(product_dir: Path) -> list[str]:
+    asns = sorted(product_dir.glob("*_asn.json"))
+    if not asns:
+        return []
+    data = json.loads(asns[0].read_text())
+    return sorted(Path(m["expname"]).name.removesuffix("_cal.fits") for p in data["products"] for m in p["members"])
+
+
+def _ta_box(ws_root: Path, info: dict, src_dir: Path, packaged: Path, out_base: Path, size: int,
+            result: PackageResult) -> dict | None:
+    member, aligned = tabox_mod.reference_member(src_dir, ws_root)
+    if member is None:
+        result.notes.append(f"TA box of {packaged.name}: no member exposure with a WCS found; no cutout")
+        return None
+    box = tabox_mod.place(packaged, member, aligned)
+    box.mosaic = packaged.name
+    if box.inside:
+        files = tabox_mod.make_cutout(packaged, box, out_base, size=size, target=info["target"],
+                                      filt=info["filter"], version=__version__)
+        box.files = [f.name for f in files]
+        result.products += files
+    else:
+        for ext in (".fits", ".pdf", ".png"):  # a stale cutout of an earlier run would mislead
+            (out_base.parent / (out_base.name + ext)).unlink(missing_ok=True)
+    if box.note:
+        result.notes.append(f"TA box of {packaged.name}: {box.note}")
+    d = box.to_dict()
+    result.ta_boxes.append(d)
+    return d
