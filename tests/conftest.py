@@ -28,3 +28,73 @@ def crds_cache() -> Path:
         build_demo_context(_CRDS_PATH)
     os.environ["CRDS_CONTEXT"] = DEMO_CONTEXT
     return _CRDS_PATH
+
+
+# ------------------------------------------------------------------ the demo, reduced twice
+# The real pipeline takes ~2 min per demo run on 2 cores, so the slow tests share two runs:
+# ``demo_run`` (--jobs 2) and ``demo_run_jobs1`` (--jobs 1, interrupted by SIGTERM during
+# stage 1, then resumed). Tests that modify a workspace must restore what they change.
+
+def cli(*args, check=True, env=None):
+    """``python -m reduce.cli ARGS`` in a subprocess, as a user would run it."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "reduce.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "Agg", **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mirim-reduce {' '.join(map(str, args))} exited {proc.returncode}:\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def demo_raw(crds_cache, tmp_path_factory) -> Path:
+    """The simulated demo program plus a target acquisition and an LRS exposure (to be skipped)."""
+    import numpy as np
+
+    from reduce.simulate import demo_program, make_scene, write_exposure
+
+    raw = tmp_path_factory.mktemp("demo") / "raw"
+    cli("simulate", raw)
+    spec, scn, rng = demo_program()[0], make_scene(1), np.random.default_rng(5)
+    write_exposure(raw / "jw09999003001_02101_00001_mirimage_uncal.fits", spec, scn, rng=rng,
+                   exp_type="MIR_TACQ", observation=3, ngroups=5)
+    write_exposure(raw / "jw09999004001_02101_00001_mirimage_uncal.fits", spec, scn, rng=rng,
+                   exp_type="MIR_LRS-FIXEDSLIT", observation=4, ngroups=5)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_raw, crds_cache):
+    """(raw, workspace, completed process) of ``run RAW --jobs 2``."""
+    ws = demo_raw.parent / "ws"
+    proc = cli("run", demo_raw, "--workdir", ws, "--jobs", "2", "--crds-path", crds_cache)
+    return demo_raw, ws, proc
+
+
+@pytest.fixture(scope="session")
+def demo_run_jobs1(demo_run, crds_cache):
+    """``run RAW --jobs 1`` stopped by SIGTERM once two rate files exist, then rerun to the end.
+
+    Returns (workspace, interrupted process' (returncode, stderr), rate files done before the
+    stop, rerun process)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw, ws2, _ = demo_run
+    ws1 = raw.parent / "ws-jobs1"
+    args = ["run", str(raw), "--workdir", str(ws1), "--jobs", "1", "--crds-path", str(crds_cache)]
+    proc = subprocess.Popen([sys.executable, "-m", "reduce.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+    deadline = time.time() + 900
+    while len(list((ws1 / "stage1").glob("*_rate.fits"))) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    done = sorted(p.name for p in (ws1 / "stage1").glob("*_rate.fits"))
+    cal_before = sorted(p.name for p in (ws1 / "stage2").glob("*_cal.fits"))
+    rerun = cli(*args)
+    return ws1, (proc.returncode, err, cal_before), done, rerun

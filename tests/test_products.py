@@ -1,7 +1,7 @@
 """Packaging, TA box, report, manifest and verify on the demo program (the real pipeline).
 
-Two demo runs are made (module fixtures, ~2 min each with 2 jobs): the first is checked in
-detail, the second must give the same science bit for bit (``verify --exact``).
+Uses the session's two demo runs (tests/conftest.py): the --jobs 2 run is checked in detail,
+the independent --jobs 1 run must give the same science bit for bit (``verify --exact``).
 """
 
 import datetime as _dt
@@ -28,20 +28,14 @@ def cli(*args, check=True):
     return proc
 
 
-def _demo(root: Path, crds_cache: Path) -> Path:
-    ws = root / "ws"
-    cli("demo", "--workdir", ws, "--jobs", "2", "--crds-path", crds_cache)
-    return ws
+@pytest.fixture(scope="module")
+def demo(demo_run):
+    return demo_run[1]
 
 
 @pytest.fixture(scope="module")
-def demo(crds_cache, tmp_path_factory):
-    return _demo(tmp_path_factory.mktemp("products_a"), crds_cache)
-
-
-@pytest.fixture(scope="module")
-def demo_again(crds_cache, tmp_path_factory, demo):
-    return _demo(tmp_path_factory.mktemp("products_b"), crds_cache)
+def demo_again(demo_run_jobs1):
+    return demo_run_jobs1[0]
 
 
 def _manifest(ws):
@@ -265,7 +259,9 @@ def test_manifest(demo):
         assert man["versions"][pkg][0].isdigit()
     assert man["crds"]["context"] == "jwst_9000.pmap" and man["crds"]["references"]
     assert man["config"]["MAKE_CUTOUTS"] is True and "image3" in man["config"]
-    raw = sorted((demo / "raw").glob("*_uncal.fits"))
+    reduced = json.loads((demo / "inputs.json").read_text())["exposures"]
+    raw = sorted(Path(e["path"]) for e in reduced)
+    assert len(raw) == 12  # the skipped TA and LRS files are not inputs of the products
     assert {e["name"]: e["sha256"] for e in man["inputs"]} == {p.name: sha256_file(p) for p in raw}
     listed = {e["path"] for e in man["products"]}
     on_disk = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()} - {"manifest.json", "report.html"}
