@@ -44,6 +44,8 @@ SEED_PARAMETERS: dict[str, tuple[Any, type, str]] = {
 RUN_PARAMETERS: dict[str, tuple[Any, type, str]] = {
     "jobs": (1, int, "exposures processed in parallel processes"),
     "mosaic_per": ("observation", str, "'observation': one mosaic per (observation, filter); 'filter': one per filter"),
+    "template_smooth": (5, int, "box (pixels) of a NaN-aware mean smoothing of each super-background template "
+                                "(1 = none): divides the template's own noise by about the box size"),
     "clean_outlier_sigma": (0.0, float, "also median-fill finite pixels this many sigma above their neighbours "
                                         "(hot pixels the mask missed; 0 = off)"),
 }
@@ -110,8 +112,8 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[s
                               f"(known: {', '.join(sorted(schema) + sorted(PIPELINE_CLASSES))})")
     if out["mosaic_per"] not in _MOSAIC_PER:
         raise ConfigError(f"config key 'mosaic_per' must be one of {_MOSAIC_PER}, got {out['mosaic_per']!r}")
-    for key in ("WINDOW_SIZE", "DILATE_ITERATIONS", "MEDIAN_THRESH", "SMALL_SOURCE_THRESH", "jobs"):
-        if out[key] < (1 if key in ("jobs", "WINDOW_SIZE", "MEDIAN_THRESH") else 0):
+    for key in ("WINDOW_SIZE", "DILATE_ITERATIONS", "MEDIAN_THRESH", "SMALL_SOURCE_THRESH", "jobs", "template_smooth"):
+        if out[key] < (1 if key in ("jobs", "WINDOW_SIZE", "MEDIAN_THRESH", "template_smooth") else 0):
             raise ConfigError(f"config key {key!r} is out of range: {out[key]!r}")
     if out["DATE"]:
         try:

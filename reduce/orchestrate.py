@@ -129,7 +129,11 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
                 outs = []
             else:
                 report = clean.run(ws, stems, cfg) if "clean" not in stages else report
-                outs = execute(stage3.plan(ws, report.files, cfg), jobs, "stage 3")
+                if report.sky_subtracted:
+                    summary.notes.append("stage 3: skymatch skipped for mosaics whose every exposure had a super "
+                                         "background subtracted (sky measured on source-masked pixels)")
+                outs = execute(stage3.plan(ws, report.files, cfg, sky_subtracted=report.sky_subtracted),
+                               jobs, "stage 3")
             summary.outcomes += [asdict(o) for o in outs]
             for o in outs:
                 log.info("%s %s: %s in %.1f s%s", stage, o.name, "ok" if o.ok else "FAILED", o.seconds,

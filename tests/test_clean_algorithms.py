@@ -266,3 +266,34 @@ def test_rowwise_nanmedian_equals_numpy():
         warnings.simplefilter("ignore", RuntimeWarning)
         np.testing.assert_array_equal(med, np.nanmedian(vals, axis=1))
     np.testing.assert_array_equal(count, np.isfinite(vals).sum(axis=1))
+
+
+def test_smooth_template_box_mean_nan_aware_and_variance_count():
+    from reduce.clean.super_background import smooth_template
+
+    t = np.ones((9, 9), np.float32)
+    t[4, 4] = 10.0          # one noisy pixel spreads as a 3x3 box mean
+    t[0, 0] = np.nan        # an uncovered pixel stays uncovered
+    out, n = smooth_template(t, 3)
+    assert np.isnan(out[0, 0])
+    assert out[4, 4] == pytest.approx((8 + 10) / 9)
+    assert out[8, 8] == pytest.approx(1.0)            # edge: truncated window, no bias
+    assert n[4, 4] == 9 and n[8, 8] == 4 and n[0, 1] == 5   # finite pixels averaged (edge, one NaN)
+
+
+def test_stage3_skips_skymatch_only_for_mosaics_whose_members_all_had_a_template(tmp_path):
+    from astropy.io import fits as _fits
+
+    from reduce import config
+    from reduce.stages import stage3
+    from reduce.workspace import Workspace
+
+    ws = Workspace(tmp_path).create()
+    files = []
+    for i, (obs, filt) in enumerate([(1, "F770W"), (1, "F770W"), (1, "F1500W")]):
+        f = ws.output("clean", f"jw09999{obs:03d}001_02101_{i:05d}_mirimage")
+        _fits.PrimaryHDU(header=_fits.Header({"PROGRAM": "09999", "OBSERVTN": str(obs), "FILTER": filt})).writeto(f)
+        files.append(f)
+    tasks = {t.name: t for t in stage3.plan(ws, files, config.defaults(), sky_subtracted={files[0], files[1]})}
+    assert tasks["jw09999-o001_t001_miri_f770w"].steps["skymatch"]["skip"] is True
+    assert "skip" not in tasks["jw09999-o001_t001_miri_f1500w"].steps["skymatch"]

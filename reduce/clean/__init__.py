@@ -34,6 +34,7 @@ class CleanReport:
     notes: list[str] = field(default_factory=list)
     exposures: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
+    sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template removed
 
 
 def run(ws: Workspace, stems: list[str], cfg: dict) -> CleanReport:
@@ -46,5 +47,6 @@ def run(ws: Workspace, stems: list[str], cfg: dict) -> CleanReport:
     from .step import run_clean
 
     result = run_clean(ws, stems, cfg)
+    templated = {ws.output("clean", stem) for stem, e in result.exposures.items() if e.get("template")}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
-                       groups=result.groups)
+                       groups=result.groups, sky_subtracted=templated)

@@ -314,6 +314,9 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict,
             if loo is not None and stem in usable:
                 own = stack[usable.index(stem)]
                 tmpl, n_others = loo.template(own)
+                n_avg = None
+                if cfg["template_smooth"] > 1:
+                    tmpl, n_avg = sb.smooth_template(tmpl, cfg["template_smooth"])
                 scale, n_fit = sb.fit_scale(prep.sci, tmpl, prep.excluded)
                 if math.isfinite(scale):
                     tvar = None
@@ -322,6 +325,8 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict,
                         has = np.isfinite(own)
                         own_var[has] = (prep.err[has].astype(np.float64) / skies[stem]) ** 2
                         tvar = sb.template_variance(var_sum, var_cnt, own_var, n_others)
+                        if n_avg is not None:  # a box mean of n_avg pixels of the template
+                            tvar = tvar / np.maximum(n_avg, 1.0)
                     # holes (every other member masked the pixel: a source larger than the
                     # dithers) get the interpolated template, and stay flagged UNCOVERED
                     filled_tmpl, holes = sb.fill_template_holes(tmpl, np.isfinite(prep.sci))

@@ -32,17 +32,25 @@ def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path
     return dict(sorted(groups.items()))
 
 
-def plan(ws: Workspace, cal_files: list[Path], cfg: dict) -> list[Task]:
-    """One task per mosaic whose i2d does not exist yet (all of them with OVERWRITE)."""
+def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, sky_subtracted: set[Path] = frozenset()) -> list[Task]:
+    """One task per mosaic whose i2d does not exist yet (all of them with OVERWRITE).
+
+    ``sky_subtracted``: cal files whose sky (and detector-fixed pattern) the cleaning's super
+    background already removed on source-masked pixels. A mosaic made only of such files skips
+    skymatch, which would estimate the sky again over all pixels, galaxies included.
+    """
     tasks = []
     for name, members in mosaic_groups(cal_files, cfg["mosaic_per"]).items():
+        steps = step_overrides(cfg, "image3")
+        if sky_subtracted and all(Path(m) in sky_subtracted for m in members):
+            steps.setdefault("skymatch", {})["skip"] = True
         final_dir = ws.dir("stage3") / name
         i2d = final_dir / f"{name}_i2d.fits"
         if i2d.exists() and not cfg["OVERWRITE"]:
             continue
         tasks.append(Task(stage="stage3", name=name, inputs=[str(m) for m in members],
                           outputs=[str(i2d)], log=str(ws.log("stage3", name)),
-                          steps=step_overrides(cfg, "image3"), final_dir=str(final_dir)))
+                          steps=steps, final_dir=str(final_dir)))
     return tasks
 
 
