@@ -83,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n--jobs 1 vs --jobs 2 (demo): {small[1]:.1f} s vs {small[2]:.1f} s "
           f"(speed-up {small[1] / small[2]:.2f}x)")
     if not args.skip_clean:
-        try:
-            from benchmarks import bench_clean
-        except ImportError:
-            pass
-        else:
-            bench_clean.main()
+        from benchmarks import bench_clean, bench_clean_quality
+
+        bench_clean.main([])
+        # cleaning quality against truth: off / original algorithm / ours, on the --jobs 2 demo
+        small_ws = args.root / "small" / "jobs2"
+        bench_clean_quality.main(["--workspace", str(small_ws), "--root", str(args.root / "clean-quality")])
     return 0
 
 
