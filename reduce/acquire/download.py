@@ -14,19 +14,17 @@ is rewritten atomically after every file.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import shutil
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
-from ..fsutil import write_json
+from ..fsutil import sha256_file, write_json
 from .errors import DiskFullError, DownloadError, ProprietaryDataError, VerificationError
 from .query import RemoteFile
 
@@ -74,14 +72,6 @@ def verify(path: Path, expected_size: int) -> tuple[bool, str, dict]:
     return True, "", checks
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class Downloader:
     """Fetch ``files`` into ``raw`` with the session (cookies) of a logged-in ``obs``."""
 
@@ -108,7 +98,7 @@ class Downloader:
 
     def _record(self, f: RemoteFile, path: Path, checks: dict, how: str) -> None:
         entry = {"filename": f.filename, "uri": f.uri, "size": path.stat().st_size, "mast_size": f.size,
-                 "sha256": _digest(path), "verified": checks, "how": how, "obs_id": f.obs_id,
+                 "sha256": sha256_file(path), "verified": checks, "how": how, "obs_id": f.obs_id,
                  "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         with self._lock:
             self._entries[f.filename] = entry

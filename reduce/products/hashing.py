@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fsutil import sha256_file  # noqa: F401  (re-exported for products)
+
 #: Header keywords (and HDRTAB columns) that change between two runs on the same data:
 #: when and with which software build the file was written, and checksums of the whole HDU.
 #: Observation dates (DATE-OBS, DATE-BEG, EXPSTART ...) are science metadata and stay.
@@ -49,17 +51,6 @@ VOLATILE_TABLE_META = frozenset({"date", "version"})
 
 SKIPPED_EXTENSIONS = {"ASDF": "serialised datamodel tree: same metadata as the FITS headers plus "
                               "processing dates and software history; not hashed"}
-
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _update_array(h, name: str, arr: np.ndarray) -> None:
     arr = np.ascontiguousarray(arr)

@@ -70,7 +70,7 @@ def exposure_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def _up_to_date(outdir: Path, seed: int, size: str) -> list[Path] | None:
-    from .truth import sha256
+    from ..fsutil import sha256_file
 
     tfile = outdir / "truth" / "truth.json"
     try:
@@ -82,7 +82,7 @@ def _up_to_date(outdir: Path, seed: int, size: str) -> list[Path] | None:
     files = []
     for e in truth.get("exposures", []):
         p = outdir / e["file"]
-        if not p.is_file() or sha256(p) != e.get("sha256") or not (outdir / "truth" / e["rate_truth_file"]).is_file():
+        if not p.is_file() or sha256_file(p) != e.get("sha256") or not (outdir / "truth" / e["rate_truth_file"]).is_file():
             return None
         files.append(p)
     return files or None

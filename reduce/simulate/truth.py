@@ -3,13 +3,13 @@ helpers for tests: the injected rate of an exposure, true source positions and f
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from .. import detector_model as dm
+from ..fsutil import sha256_file
 from .. import instrument as inst
 from . import geometry, optics, rates, ramps
 from .scene import Scene, render_sources
@@ -17,14 +17,6 @@ from .uncal import ExposureResult, SIM_VERSION
 
 FORMAT = "mirim-reduce-sim-truth/1"
 SKY_GRID_SCALE = 0.11  # arcsec/pixel of the sky-model images
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _atomic_fits(hdul, path: Path) -> None:
@@ -72,7 +64,7 @@ def exposure_record(scn: Scene, res: ExposureResult, rate_file: str) -> dict:
     return {
         "file": res.path.name,
         "stem": spec.stem,
-        "sha256": sha256(res.path),
+        "sha256": sha256_file(res.path),
         "rate_truth_file": rate_file,
         "program": spec.program, "observation": spec.observation, "visit": spec.visit,
         "visit_group": spec.visit_group, "sequence": spec.sequence, "activity": spec.activity,
