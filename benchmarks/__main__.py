@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["MIRIM_REDUCE_FRESH_WORKERS"] = "1"
     from reduce import crds_setup
+
+    crds_setup.offline_environment()  # before anything imports crds
     from reduce.cli import ensure_demo_context
 
     crds_path = ensure_demo_context(args.crds_path or crds_setup.default_cache_path())
