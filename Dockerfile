@@ -76,6 +76,8 @@ ARG SOURCE=unknown
 ARG JWST_VERSION=unknown
 ARG CRDS_CONTEXT
 ARG BASE_IMAGE
+ARG SOURCE_DATE_EPOCH=0
+ARG IMAGE_REF=mirim-reduce
 RUN set -eux; \
     groupadd --gid 1000 mirim; \
     useradd --uid 1000 --gid 1000 --home-dir /home/mirim --create-home --shell /bin/sh mirim; \
@@ -92,6 +94,20 @@ ENV PATH=/opt/mirim-reduce/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LANG=C.UTF-8
+# Build labels as environment: every run's manifest.json records MIRIM_IMAGE_REF and the
+# MIRIM_BUILD_* variables (reduce/products/manifest.py image_info). The image digest cannot be
+# known inside its own build: pass it at run time to have it recorded too, e.g.
+#   docker run -e MIRIM_IMAGE_DIGEST=$(docker image inspect -f '{{.Id}}' mirim-reduce:demo) ...
+# (a registry digest, {{index .RepoDigests 0}}, once pushed). Kept last: a new revision only
+# changes these metadata layers.
+ENV MIRIM_IMAGE_REF=${IMAGE_REF} \
+    MIRIM_BUILD_VERSION=${VERSION} \
+    MIRIM_BUILD_REVISION=${REVISION} \
+    MIRIM_BUILD_SOURCE=${SOURCE} \
+    MIRIM_BUILD_JWST=${JWST_VERSION} \
+    MIRIM_BUILD_CRDS_CONTEXT=${CRDS_CONTEXT} \
+    MIRIM_BUILD_BASE_IMAGE=${BASE_IMAGE} \
+    MIRIM_BUILD_SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH}
 LABEL org.opencontainers.image.title="mirim-reduce" \
       org.opencontainers.image.description="Reproducible reduction of JWST MIRI imaging with the jwst pipeline" \
       org.opencontainers.image.licenses="BSD-3-Clause" \
@@ -99,6 +115,7 @@ LABEL org.opencontainers.image.title="mirim-reduce" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      org.opencontainers.image.ref.name="${IMAGE_REF}" \
       io.github.mirim-reduce.jwst.version="${JWST_VERSION}" \
       io.github.mirim-reduce.crds.context="${CRDS_CONTEXT}"
 VOLUME /data

@@ -54,6 +54,14 @@ def _remove_scratch(ws: Workspace) -> None:
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
+def _worker_signals() -> None:
+    """Workers take SIGTERM like SIGINT (KeyboardInterrupt), as the main process does: a signal to
+    the whole process group (scancel, tini -g, systemd) stops them as Ctrl-C would."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def execute(tasks: list[Task], jobs: int, label: str) -> list[Outcome]:
     """Run tasks in ``jobs`` worker processes (spawned: each imports jwst afresh) with a progress bar."""
     if not tasks:
@@ -67,7 +75,7 @@ def execute(tasks: list[Task], jobs: int, label: str) -> list[Outcome]:
         # Benchmarks set MIRIM_REDUCE_FRESH_WORKERS=1: one process per task, so peak RSS is per task.
         per_child = 1 if os.environ.get("MIRIM_REDUCE_FRESH_WORKERS") == "1" else None
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
-                                 max_tasks_per_child=per_child) as pool:
+                                 max_tasks_per_child=per_child, initializer=_worker_signals) as pool:
             futures = {pool.submit(run_task, t): t for t in tasks}
             try:
                 for fut in as_completed(futures):
