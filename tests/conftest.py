@@ -75,7 +75,8 @@ def demo_run(demo_raw, crds_cache):
 
 @pytest.fixture(scope="session")
 def demo_run_jobs1(demo_run, crds_cache):
-    """``run RAW --jobs 1`` stopped by SIGTERM once two rate files exist, then rerun to the end.
+    """``run RAW --jobs 1`` stopped by SIGTERM to its whole process group (as ``docker stop``
+    through tini -g, ``scancel`` or systemd do) once two rate files exist, then rerun to the end.
 
     Returns (workspace, interrupted process' (returncode, stderr), rate files done before the
     stop, rerun process)."""
@@ -88,11 +89,12 @@ def demo_run_jobs1(demo_run, crds_cache):
     ws1 = raw.parent / "ws-jobs1"
     args = ["run", str(raw), "--workdir", str(ws1), "--jobs", "1", "--crds-path", str(crds_cache)]
     proc = subprocess.Popen([sys.executable, "-m", "reduce.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MPLBACKEND": "Agg"},
+                            start_new_session=True)
     deadline = time.time() + 900
     while len(list((ws1 / "stage1").glob("*_rate.fits"))) < 2 and time.time() < deadline:
         time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=600)
     done = sorted(p.name for p in (ws1 / "stage1").glob("*_rate.fits"))
     cal_before = sorted(p.name for p in (ws1 / "stage2").glob("*_cal.fits"))
