@@ -125,6 +125,7 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
 
         stems = [e.stem for e in exposures]
         jobs = cfg["jobs"]
+        cleaning = None
         for stage in stages:
             t0 = time.perf_counter()
             if stage == "stage1":
@@ -132,11 +133,12 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
             elif stage == "stage2":
                 outs = execute(stage2.plan(ws, stems, cfg), jobs, "stage 2")
             elif stage == "clean":
-                report = clean.run(ws, stems, cfg)
-                summary.notes += report.notes
+                cleaning = clean.run(ws, stems, cfg)
+                summary.notes += cleaning.notes
                 outs = []
             else:
-                report = clean.run(ws, stems, cfg) if "clean" not in stages else report
+                # stage 3 on its own: the cleaning's files (finished groups are not redone)
+                report = cleaning if cleaning is not None else clean.run(ws, stems, cfg)
                 if report.sky_subtracted:
                     summary.notes.append("stage 3: skymatch skipped for mosaics whose every exposure had a super "
                                          "background subtracted (sky measured on source-masked pixels)")
