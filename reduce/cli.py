@@ -83,7 +83,7 @@ def run(input: Path = typer.Argument(..., help="folder of *_uncal.fits files, or
     """Reduce a folder of MIRI uncal files (or a JWST program id: fetched from MAST first)."""
     cfg = _config(config, jobs, overwrite)
     workdir = _workdir(cfg, workdir, DEFAULT_WORKDIR)
-    input = cli_acquire.prepare_run_input(input, workdir, crds_path)  # fetch PROGRAM; CRDS cache check
+    input = cli_acquire.prepare_run_input(input, workdir)  # a program id is fetched first
     _run(input, workdir, cfg, crds_path)
 
 

@@ -57,17 +57,16 @@ def crds_check(folder: Path = typer.Argument(..., help="folder of *_uncal.fits (
         raise report.error()
 
 
-def prepare_run_input(input: Path, workdir: Path, crds_path: Optional[Path]) -> Path:
-    """For ``run``: fetch a program id into WORKDIR/raw, then check the CRDS cache for the data.
+def prepare_run_input(input: Path, workdir: Path) -> Path:
+    """For ``run``: fetch a program id into WORKDIR/raw (the reduction then checks the CRDS
+    cache for the data before it touches the workspace).
 
     Returns the folder to reduce. Raises before anything is written when MAST cannot be reached.
     """
-    from . import crds_tools
     from .acquire import is_program_argument
 
     if is_program_argument(input):
         from .acquire import fetch as do_fetch
 
         input = do_fetch(str(input), workdir, echo=lambda s: typer.echo(s, err=True)).raw
-    crds_tools.require_complete(input, crds_path)
     return input

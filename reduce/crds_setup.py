@@ -2,7 +2,7 @@
 
 CRDS reads its server URL and mode once, when first imported, so :func:`configure` must run
 first. The server URL contains ``serverless``: CRDS never touches the network and reads the
-cache's ``config/jwst/server_config``. :func:`resolve_references` computes the best
+cache's ``config/jwst/server_config``. :func:`reduce.crds_tools.check_exposures` computes the best
 references of every exposure offline and fails, naming the reference type and the exposure,
 when the context does not cover an exposure or the cache lacks a file.
 """
@@ -77,48 +77,3 @@ def configure(path: Path | None = None, context: str | None = None) -> CrdsSetti
     if readonly:
         os.environ["CRDS_READONLY_CACHE"] = "1"
     return CrdsSettings(path=path, context=context, readonly=readonly)
-
-
-def resolve_references(files: list[Path], settings: CrdsSettings) -> dict[Path, dict[str, str]]:
-    """Best references of every exposure for all three pipelines, computed offline.
-
-    Returns {file: {reftype: local path or 'N/A'}}. Raises CrdsCacheError naming the first
-    exposure and reference type that the context does not cover or the cache lacks.
-    """
-    import crds
-    from crds.core.exceptions import CrdsError
-    from stdatamodels.jwst import datamodels
-
-    from .crds_context import required_reference_types
-
-    types = sorted(set().union(*required_reference_types().values()))
-    result: dict[Path, dict[str, str]] = {}
-    for f in files:
-        with datamodels.open(f) as model:
-            params = model.get_crds_parameters()
-        try:
-            best = crds.getrecommendations(params, reftypes=types, context=settings.context,
-                                           observatory="jwst")
-        except CrdsError as exc:
-            raise CrdsCacheError(f"CRDS cannot compute references for {f.name}: {exc}") from None
-        refs = {}
-        for reftype, name in sorted(best.items()):
-            if name.startswith("NOT FOUND"):
-                if "n/a" in name.lower():
-                    refs[reftype] = "N/A"
-                    continue
-                raise CrdsCacheError(
-                    f"CRDS context {settings.context} has no {reftype} reference for {f.name} "
-                    f"({_describe(params)}): {name}")
-            local = Path(crds.locate_file(name, "jwst"))
-            if not local.is_file():
-                raise CrdsCacheError(f"CRDS cache {settings.path} lacks {name} ({reftype}) needed by {f.name}; "
-                                     f"run `mirim-reduce crds sync --context {settings.context} --for DIR`")
-            refs[reftype] = str(local)
-        result[Path(f)] = refs
-    return result
-
-
-def _describe(params: dict) -> str:
-    keys = ("meta.instrument.filter", "meta.subarray.name", "meta.exposure.readpatt", "meta.exposure.ngroups")
-    return ", ".join(f"{k.split('.')[-1]}={params.get(k)}" for k in keys if k in params)

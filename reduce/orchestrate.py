@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import __version__, clean, config as config_mod, crds_setup, inputs
+from . import __version__, clean, config as config_mod, crds_setup, crds_tools, inputs
 from .errors import InputError, StageError
 from .fsutil import remove_tree, write_json, write_text
 from .stages import stage1, stage2, stage3
@@ -96,6 +96,18 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     ws = Workspace(workdir)
     summary = RunSummary(workspace=str(ws.root))
     selection = inputs.select(Path(input_dir)) if input_dir else _recorded_inputs(ws)
+    exposures = [e for e in selection.exposures if not only or e.stem in only]
+    if only and not exposures:
+        raise InputError(f"none of {', '.join(only)} is an exposure of this workspace")
+    # CRDS before the workspace is touched: every reference of every exposure, offline, with
+    # all gaps listed in one error (the same check as `mirim-reduce crds check`).
+    settings = crds_setup.configure(crds_path, crds_context)
+    config_mod.check_step_parameters(cfg)
+    t0 = time.perf_counter()
+    check = crds_tools.check_exposures([e.path for e in exposures], settings)
+    if not check.ok:
+        raise check.error()
+    crds_seconds = time.perf_counter() - t0
     with ws, _run_log(ws) as log:
         _remove_scratch(ws)
         write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
@@ -104,24 +116,17 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
             log.info("exposure %s: %s %s %s ngroups=%d", e.stem, e.filter, e.subarray, e.readpatt, e.ngroups)
         for name, reason in selection.skipped:
             log.info("skipped %s: %s", name, reason)
-        exposures = [e for e in selection.exposures if not only or e.stem in only]
-        if only and not exposures:
-            raise InputError(f"none of {', '.join(only)} is an exposure of this workspace")
         summary.exposures = [e.stem for e in exposures]
         summary.skipped = selection.skipped
         write_json(ws.root / "inputs.json", {
             "exposures": [{**asdict(e), "path": str(e.path)} for e in selection.exposures],
             "skipped": selection.skipped})
 
-        settings = crds_setup.configure(crds_path, crds_context)
         summary.crds_context = settings.context
         log.info("CRDS context %s in %s (read-only: %s)", settings.context, settings.path, settings.readonly)
-        config_mod.check_step_parameters(cfg)
-        t0 = time.perf_counter()
-        refs = crds_setup.resolve_references([e.path for e in exposures], settings)
         write_json(ws.root / "crds.json", {"context": settings.context, "path": str(settings.path),
-                                            "references": {p.name: r for p, r in refs.items()}})
-        summary.stage_seconds["crds"] = time.perf_counter() - t0
+                                            "references": _local_references(check.references)})
+        summary.stage_seconds["crds"] = crds_seconds
 
         stems = [e.stem for e in exposures]
         jobs = cfg["jobs"]
@@ -190,6 +195,15 @@ def _run_log(ws: Workspace):
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _local_references(references: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """{uncal file name: {reftype: local path or 'N/A'}} from {exposure: {reftype: reference name}}."""
+    import crds
+
+    return {f"{stem}_uncal.fits": {t: ref if ref == "N/A" else crds.locate_file(ref, "jwst")
+                                   for t, ref in refs.items()}
+            for stem, refs in references.items()}
 
 
 def raise_on_failures(summary: RunSummary) -> None:

@@ -91,13 +91,14 @@ def test_check_names_every_missing_file_and_its_exposures(cache_copy, data, monk
 
 
 def test_run_checks_the_cache_before_any_stage(cache_copy, data, tmp_path):
-    from reduce.cli_acquire import prepare_run_input
+    from reduce import config
+    from reduce.orchestrate import reduce_folder
 
     refs = crds_tools.check(data, cache_copy).references
     gain = refs["jw09999001001_02101_00001_mirimage"]["gain"]
     (cache_copy / "references" / "jwst" / "miri" / gain).unlink()
     with pytest.raises(CrdsCacheError, match=gain):
-        prepare_run_input(data, tmp_path / "ws", cache_copy)
+        reduce_folder(data, tmp_path / "ws", config.defaults(), crds_path=cache_copy)
     assert not (tmp_path / "ws").exists()
 
 
