@@ -48,6 +48,8 @@ RUN_PARAMETERS: dict[str, tuple[Any, type, str]] = {
                                 "(1 = none): divides the template's own noise by about the box size"),
     "clean_outlier_sigma": (0.0, float, "also median-fill finite pixels this many sigma above their neighbours "
                                         "(hot pixels the mask missed; 0 = off)"),
+    "clean_second_pass": (True, bool, "clean twice: mosaic the first cleaning (WORKSPACE/pass1), detect sources on "
+                                       "the deeper mosaics, add that mask to every exposure's and clean again"),
 }
 
 #: jwst step parameters. Pipeline defaults apply to everything not listed here.

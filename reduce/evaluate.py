@@ -30,30 +30,38 @@ source-free sky
     galaxies and every point source are excluded, as is the ~0.1" zero-point error of the
     mosaic's astrometry).
 noise floor
-    What a *perfect* background removal leaves. Drizzling (square kernel, pixfrac 1)
-    correlates the noise of neighbouring mosaic pixels and jwst's resample propagates
-    variances without that correlation (the within-exposure kernel weights are linear,
-    not squared), so the i2d ERR overestimates the per-pixel scatter (by ~1.5 for
-    pixfrac 1); a neighbour-difference estimate from the data would mix in pixel-scale
-    residual patterns (column offsets). The floor is therefore measured on a noise-only
-    reduction: every stage-3 ``*_crf.fits`` of the mosaic (after tweakreg, skymatch and
-    outlier flagging: same WCS, weights and rejected pixels) gets a Gaussian SCI of
-    variance ``VAR_POISSON + VAR_RNOISE`` (the data's own noise; ``VAR_FLAT`` is left out
-    since it holds the cleaning's template noise, which is part of what is evaluated),
-    and is resampled with jwst's ResampleStep with the mosaic's own resample parameters
-    onto the mosaic's grid. The floor is the standard deviation of that noise mosaic over
-    the same source-free pixels (average of ``N_REALISATIONS`` seeded realisations;
-    deterministic). Validated on the demo: a reduction whose cal files had the true
+    What a *perfect* background removal leaves: the mosaic of the exposures' own noise.
+    Drizzling (square kernel, pixfrac 1) correlates the noise of neighbouring mosaic pixels
+    and jwst's resample propagates variances without that correlation, so the i2d ERR
+    overestimates the per-pixel scatter (by ~1.5 for pixfrac 1); and jwst's ramp fit
+    reports a variance a few percent below the true scatter of its slopes when the
+    Poisson noise dominates (non-optimal weights). The floor is therefore measured on a
+    noise-only reduction: every stage-3 ``*_crf.fits`` of the mosaic (after tweakreg,
+    skymatch and outlier flagging: same WCS, weights and rejected pixels) gets as SCI the
+    exposure's *actual* noise, its stage-2 SCI minus the simulator's true count rate
+    (``RATE`` of the rate truth: sky, sources, pattern and new hot pixels) converted as
+    stage 2 does (divided by the flat reference, times PHOTMJSR), and is resampled with
+    jwst's ResampleStep with the mosaic's own resample parameters onto the mosaic's grid.
+    Pixels without a stage-2 value (bad pixels the cleaning filled) get a Gaussian of
+    variance ``VAR_POISSON + VAR_RNOISE``; without a truth rate file for an exposure the
+    whole exposure does (``N_REALISATIONS`` seeded realisations are then averaged). The
+    floor is the standard deviation of that noise mosaic over the source-free pixels.
+    Deterministic. Validated on the demo: a reduction whose cal files had the true
     background (pattern, sky, new hot pixels) removed gives ``rms_ratio`` 1.00.
     Both standard deviations are taken after clipping pixels more than ``CLIP_SIGMA``
     floors from the median (residual hot pixels and cosmic rays are not background).
 point sources above 20 sigma
-    Truth point sources not tagged ``saturating``, ``5 FWHM + 2`` pixels inside the mosaic,
+    Isolated truth point sources not tagged ``saturating``, ``5 FWHM + 2`` pixels inside the mosaic,
     with a finite, covered ``5 FWHM`` box, whose *true* aperture flux exceeds 20 times the
     aperture noise ``sqrt(sum(VAR_POISSON + VAR_RNOISE))`` over the aperture (the
-    drizzled variance is the right one for sums over areas larger than the kernel). The
+    drizzled variance is the right one for sums over areas larger than the kernel).
+    The mosaic aperture is centred on the source's centroid in the mosaic (:func:`recentre`),
+    the truth aperture on its true position. The
     selection depends on the truth and the data noise only, so every variant of a
-    reduction is scored on the same sources. Fluxes: circular aperture of radius
+    reduction is scored on the same sources. Isolated: the aperture photometry of the truth
+    scene gives the source's own flux within ``ISOLATION`` (neighbours, a galaxy's light
+    and its curvature under the aperture change it by less than that; a faint star on a
+    galaxy's core measures the galaxy's structure, not the reduction's photometry). Fluxes: circular aperture of radius
     2 FWHM minus the median of a 3-5 FWHM annulus, the *same* sky apertures on the mosaic
     and on the truth scene, so neighbours and galaxy light cancel.
 
@@ -76,9 +84,9 @@ from scipy import ndimage
 
 from .errors import InputError
 
-__all__ = ["SCENE_FRACTION", "N_FWHM", "EDGE_PX", "CLIP_SIGMA", "SNR_MIN", "N_REALISATIONS",
+__all__ = ["SCENE_FRACTION", "N_FWHM", "EDGE_PX", "CLIP_SIGMA", "SNR_MIN", "ISOLATION", "N_REALISATIONS",
            "MosaicMetrics", "disk", "source_free_mask", "clipped", "residual_stats",
-           "aperture_flux", "flux_ratio", "reproject_scene", "noise_mosaic", "evaluate_mosaic",
+           "aperture_flux", "recentre", "flux_ratio", "reproject_scene", "actual_noise", "noise_mosaic", "evaluate_mosaic",
            "evaluate_workspace", "find_truth", "GOALS", "format_table"]
 
 #: Truth-scene level (fraction of the noise floor) above which a pixel holds a source.
@@ -91,6 +99,9 @@ EDGE_PX = 3
 CLIP_SIGMA = 5.0
 #: Point sources are used for the flux ratio above this true signal-to-noise ratio.
 SNR_MIN = 20.0
+#: A point source is isolated when the truth scene's aperture photometry is within this
+#: fraction of its own flux.
+ISOLATION = 0.02
 #: Noise-only realisations averaged for the floor.
 N_REALISATIONS = 2
 #: The goals on the demo.
@@ -222,6 +233,37 @@ def aperture_flux(img: np.ndarray, x: float, y: float, r_ap: float, r_in: float,
     return float(aperture_photometry(np.where(bad, 0.0, img - bkg), ap)["aperture_sum"][0])
 
 
+def recentre(img: np.ndarray, x: float, y: float, fwhm_px: float, iterations: int = 3) -> tuple[float, float]:
+    """Centroid (pixels) of the source near ``(x, y)``: background-subtracted centre of mass in
+    a disk of radius 1.5 FWHM, iterated; the start position when the centroid leaves the box.
+
+    The aperture is centred on the source as the mosaic shows it, so that ``flux_ratio``
+    measures photometry only: the mosaic's absolute astrometry (its zero point is the
+    reference exposure's pointing error, up to ~0.2" offline) is checked separately."""
+    img = np.asarray(img, np.float64)
+    r = 1.5 * fwhm_px
+    h = int(math.ceil(r)) + 1
+    cx, cy = float(x), float(y)
+    for _ in range(iterations):
+        ix, iy = int(round(cx)), int(round(cy))
+        if not (h <= ix < img.shape[1] - h and h <= iy < img.shape[0] - h):
+            return float(x), float(y)
+        yy, xx = np.mgrid[iy - h:iy + h + 1, ix - h:ix + h + 1]
+        cut = img[iy - h:iy + h + 1, ix - h:ix + h + 1]
+        inside = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r) & np.isfinite(cut)
+        ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > r * r) & np.isfinite(cut)
+        if inside.sum() < 5 or ring.sum() < 5:
+            return float(x), float(y)
+        w = np.clip(cut - np.median(cut[ring]), 0.0, None) * inside
+        if w.sum() <= 0:
+            return float(x), float(y)
+        nx, ny = float((w * xx).sum() / w.sum()), float((w * yy).sum() / w.sum())
+        if math.hypot(nx - x, ny - y) > r:
+            return float(x), float(y)
+        cx, cy = nx, ny
+    return cx, cy
+
+
 def flux_ratio(measured: list[float] | np.ndarray, true: list[float] | np.ndarray) -> float:
     """Median of ``measured / true`` (NaN for no source)."""
     m, t = np.asarray(measured, float), np.asarray(true, float)
@@ -266,9 +308,30 @@ def _resample_pars(i2d_model) -> dict:
     return pars
 
 
-def noise_mosaic(crf_files: list[Path], i2d_model, seed: int = 0) -> np.ndarray:
-    """A noise-only mosaic: the crf files with SCI = N(0, VAR_POISSON + VAR_RNOISE)
-    resampled as the i2d was (its resample parameters, onto its WCS)."""
+def actual_noise(cal_file: Path, rate_truth_file: Path, filt: str, subarray: str) -> np.ndarray:
+    """The noise realisation of one exposure in MJy/sr: stage-2 SCI minus the true count rate
+    (``RATE`` of the simulator's rate truth, DN/s) divided by the flat reference and times
+    PHOTMJSR, as stage 2 converts rates. NaN where either is undefined."""
+    from astropy.io import fits
+
+    from . import detector_model as dm
+    from . import instrument as inst
+
+    with fits.open(cal_file) as h:
+        sci = np.asarray(h["SCI"].data, np.float64)
+    with fits.open(rate_truth_file) as h:
+        rate = np.asarray(h["RATE"].data, np.float64)
+    flat = dm.flat_field(filt)[inst.SUBARRAYS[subarray].slices].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        truth = np.where(flat > 0, rate * inst.PHOTMJSR[filt] / flat, np.nan)
+    return sci - truth
+
+
+def noise_mosaic(crf_files: list[Path], i2d_model, seed: int = 0,
+                 noises: dict[Path, np.ndarray] | None = None) -> np.ndarray:
+    """A noise-only mosaic: the crf files with SCI = their actual noise (``noises``, by crf
+    path; see :func:`actual_noise`) or N(0, VAR_POISSON + VAR_RNOISE) where that is missing
+    or NaN, resampled as the i2d was (its resample parameters, onto its WCS)."""
     import tempfile
 
     import asdf
@@ -282,8 +345,11 @@ def noise_mosaic(crf_files: list[Path], i2d_model, seed: int = 0) -> np.ndarray:
         m = datamodels.open(str(f))
         var = np.asarray(m.var_poisson, np.float64) + np.asarray(m.var_rnoise, np.float64)
         ok = np.isfinite(m.data) & np.isfinite(var) & (var >= 0)
-        m.data = np.where(ok, rng.standard_normal(m.data.shape) * np.sqrt(np.where(ok, var, 0.0)),
-                          np.nan).astype(np.float32)
+        gauss = rng.standard_normal(m.data.shape) * np.sqrt(np.where(ok, var, 0.0))
+        real = (noises or {}).get(Path(f))
+        if real is not None:
+            gauss = np.where(np.isfinite(real), real, gauss)
+        m.data = np.where(ok, gauss, np.nan).astype(np.float32)
         models.append(m)
     shape = i2d_model.data.shape
     with tempfile.TemporaryDirectory(prefix="mirim-eval-") as tmp:
@@ -310,8 +376,9 @@ def noise_mosaic(crf_files: list[Path], i2d_model, seed: int = 0) -> np.ndarray:
 
 
 def evaluate_mosaic(i2d_file: Path, truth_dir: Path, truth: dict,
-                    n_realisations: int = N_REALISATIONS) -> MosaicMetrics:
-    """The figures of one mosaic (its ``*_crf.fits`` must be next to it)."""
+                    n_realisations: int = N_REALISATIONS, stage2_dir: Path | None = None) -> MosaicMetrics:
+    """The figures of one mosaic (its ``*_crf.fits`` must be next to it; the stage-2 cal
+    files in ``stage2_dir`` give the actual noise, see the module docstring)."""
     from astropy.io import fits
     from astropy.wcs import WCS
     from stdatamodels.jwst import datamodels
@@ -328,7 +395,14 @@ def evaluate_mosaic(i2d_file: Path, truth_dir: Path, truth: dict,
         filt = m.meta.instrument.filter
         pixar_sr = float(m.meta.photometry.pixelarea_steradians)
         wcs = m.meta.wcs
-        noises = [noise_mosaic(crfs, m, seed=k) for k in range(max(1, n_realisations))]
+        real = {}
+        for crf in crfs:
+            e = next((e for e in truth["exposures"] if crf.name.startswith(e["stem"] + "_")), None)
+            cal = None if (e is None or stage2_dir is None) else Path(stage2_dir) / f"{e['stem']}_cal.fits"
+            if cal is not None and cal.is_file() and (truth_dir / e["rate_truth_file"]).is_file():
+                real[crf] = actual_noise(cal, truth_dir / e["rate_truth_file"], e["filter"], e["subarray"])
+        n_real = 1 if len(real) == len(crfs) else max(1, n_realisations)
+        noises = [noise_mosaic(crfs, m, seed=k, noises=real) for k in range(n_real)]
     sky_file = truth_dir / truth["sky"]["model_files"][filt]
     with fits.open(sky_file) as h:
         scene_img, scene_wcs = h["SCENE"].data.astype(np.float64), WCS(h["SCENE"].header)
@@ -368,7 +442,11 @@ def evaluate_mosaic(i2d_file: Path, truth_dir: Path, truth: dict,
         sigma_ap = math.sqrt(float(np.nansum(var[cut][inap]))) * pixar_sr * 1e6
         if not (t > SNR_MIN * sigma_ap):
             continue
-        measured.append(aperture_flux(sci, x, y, 2 * fwhm_px, 3 * fwhm_px, 5 * fwhm_px) * pixar_sr * 1e6)
+        own = float(src["flux_jy"][filt])
+        if not abs(t / own - 1.0) <= ISOLATION:
+            continue
+        cx, cy = recentre(sci, x, y, fwhm_px)
+        measured.append(aperture_flux(sci, cx, cy, 2 * fwhm_px, 3 * fwhm_px, 5 * fwhm_px) * pixar_sr * 1e6)
         true.append(t)
     ratios = [mm / tt for mm, tt in zip(measured, true)]
     return MosaicMetrics(filter=filt, mosaic=i2d_file.name.removesuffix("_i2d.fits"),
@@ -395,7 +473,8 @@ def evaluate_workspace(workspace: Path, truth: Path | None = None,
     for f in i2ds:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            out.append(evaluate_mosaic(f, tdir, tdoc, n_realisations=n_realisations))
+            out.append(evaluate_mosaic(f, tdir, tdoc, n_realisations=n_realisations,
+                                       stage2_dir=workspace / "stage2"))
     return out
 
 

@@ -22,7 +22,7 @@ from .errors import InputError, StageError
 from .fsutil import remove_tree, write_json, write_text
 from .stages import stage1, stage2, stage3
 from .stages.runner import Outcome, Task, run_task
-from .workspace import STAGES, Workspace
+from .workspace import STAGES, FirstPass, Workspace
 
 console = Console(stderr=True)
 
@@ -47,8 +47,8 @@ class RunSummary:
 
 def _remove_scratch(ws: Workspace) -> None:
     """Remove scratch files and folders an interrupted run left behind (names start with '.')."""
-    for stage in STAGES:
-        d = ws.dir(stage)
+    first = FirstPass(ws.root)
+    for d in [ws.dir(stage) for stage in STAGES] + [first.dir("clean"), first.dir("stage3")]:
         if d.is_dir():
             for p in d.glob(".*"):
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
@@ -138,17 +138,19 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
             elif stage == "stage2":
                 outs = execute(stage2.plan(ws, stems, cfg), jobs, "stage 2")
             elif stage == "clean":
-                cleaning = clean.run(ws, stems, cfg)
+                cleaning, outs = _clean(ws, stems, cfg, jobs)
                 summary.notes += cleaning.notes
-                outs = []
             else:
                 # stage 3 on its own: the cleaning's files (finished groups are not redone)
-                report = cleaning if cleaning is not None else clean.run(ws, stems, cfg)
+                outs = []
+                if cleaning is None:
+                    cleaning, outs = _clean(ws, stems, cfg, jobs)
+                report = cleaning
                 if report.sky_subtracted:
                     summary.notes.append("stage 3: skymatch skipped for mosaics whose every exposure had a super "
                                          "background subtracted (sky measured on source-masked pixels)")
-                outs = execute(stage3.plan(ws, report.files, cfg, sky_subtracted=report.sky_subtracted),
-                               jobs, "stage 3")
+                outs = outs + execute(stage3.plan(ws, report.files, cfg, sky_subtracted=report.sky_subtracted),
+                                      jobs, "stage 3")
             summary.outcomes += [asdict(o) for o in outs]
             for o in outs:
                 log.info("%s %s: %s in %.1f s%s", stage, o.name, "ok" if o.ok else "FAILED", o.seconds,
@@ -174,6 +176,32 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
         summary.total_seconds = time.perf_counter() - t_start
         write_json(ws.root / "summary.json", asdict(summary))
     return summary
+
+
+def _clean(ws: Workspace, stems: list[str], cfg: dict, jobs: int) -> tuple[clean.CleanReport, list[Outcome]]:
+    """The cleaning: one pass, or with ``clean_second_pass`` (and SUPER_BKG_SUB) two:
+    clean into ``pass1/clean``, mosaic that into ``pass1/stage3``, detect sources on the
+    mosaics, project their masks onto the exposures and clean again into ``clean/`` with
+    each exposure's mask plus the projected one. Returns the report of the last pass and
+    the first-pass stage-3 outcomes. Every part resumes like the stages do."""
+    from .clean.step import mosaic_masks
+
+    if not (cfg["clean_second_pass"] and cfg["SUPER_BKG_SUB"]):
+        return clean.run(ws, stems, cfg), []
+    first = FirstPass(ws.root).create()
+    rep1 = clean.run(first, stems, cfg, label="pass 1")
+    tasks = stage3.plan(first, rep1.files, cfg, sky_subtracted=rep1.sky_subtracted)
+    for t in tasks:  # the first-pass mosaics only give masks: no catalogue
+        t.steps.setdefault("source_catalog", {})["skip"] = True
+    outs = execute(tasks, jobs, "stage 3 (pass 1)")
+    failed = [o.name for o in outs if not o.ok]
+    if failed:
+        raise StageError(f"second pass: the first-pass mosaic(s) {', '.join(failed)} failed (see "
+                         f"{first.log('stage3', failed[0])}); set clean_second_pass = false or fix the cause")
+    extra, notes = mosaic_masks(first, stems, cfg)
+    rep2 = clean.run(ws, stems, cfg, extra_masks=extra, label="pass 2")
+    rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *notes, *rep2.notes]
+    return rep2, outs
 
 
 @contextmanager

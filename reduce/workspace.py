@@ -10,6 +10,8 @@ Layout::
       stage2/           <exposure>_cal.fits           (Image2)
       clean/            <exposure>_cal.fits           (cleaning; what stage 3 reads)
       stage3/<product>/ <product>_i2d.fits, _cat.ecsv, _segm.fits, asn.json  (Image3)
+      pass1/            clean_second_pass only: the first cleaning (clean/) and its mosaics
+                        (stage3/<product>/), from which the second pass takes its masks
       products/         packaged results
       logs/<stage>/     one pipeline log per exposure (or product) and stage
       summary.json      what was done, skipped and failed, with times
@@ -85,3 +87,30 @@ class Workspace:
 
     def __exit__(self, *exc) -> None:
         self.unlock()
+
+
+#: Folder of the first cleaning pass (``clean_second_pass``).
+PASS1 = "pass1"
+
+
+@dataclass
+class FirstPass(Workspace):
+    """A workspace seen by the first of two cleaning passes (``clean_second_pass``): its
+    cleaned files and mosaics are ``WORKSPACE/pass1/clean`` and ``WORKSPACE/pass1/stage3``,
+    its logs ``logs/pass1/<stage>``; stages 1 and 2 are the workspace's own. The workspace
+    itself holds the lock."""
+
+    def dir(self, stage: str) -> Path:
+        if stage in ("clean", "stage3"):
+            return self.root / PASS1 / stage
+        return super().dir(stage)
+
+    def log(self, stage: str, name: str) -> Path:
+        if stage in ("clean", "stage3"):
+            return self.root / "logs" / PASS1 / stage / f"{name}.log"
+        return super().log(stage, name)
+
+    def create(self) -> "FirstPass":
+        for stage in ("clean", "stage3"):
+            self.dir(stage).mkdir(parents=True, exist_ok=True)
+        return self

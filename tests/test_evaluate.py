@@ -108,9 +108,11 @@ def demo_ws(demo_run):
 
 @pytest.mark.slow
 def test_evaluate_json_on_demo(demo_ws):
-    """The figures the demo reaches with the default cleaning (see the report of issue
-    'evaluate': the RMS and mean goals of 1.05 and 0.1 sigma are NOT met on every mosaic;
-    the asserts are what is reached, the goals are checked in the benchmark)."""
+    """The figures of the demo with the default cleaning against the goals of the cleaning
+    issue, on every mosaic whose group had a super background. F2100W (2 exposures <
+    MEDIAN_THRESH) is left as it is by design: its detector pattern stays (rms_ratio ~2)."""
+    from reduce.evaluate import GOALS
+
     proc = subprocess.run([*CLI, "evaluate", str(demo_ws), "--truth", str(demo_ws.parent / "raw" / "truth"), "--json"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -118,7 +120,11 @@ def test_evaluate_json_on_demo(demo_ws):
     assert {r["filter"] for r in rows} == {"F770W", "F1500W", "F2100W"} and len(rows) == 4
     for r in rows:
         assert {"filter", "rms_ratio", "mean_sigma", "flux_ratio"} <= set(r)
-        assert r["n_sky"] > 5000 and r["n_sources"] >= 10
-        assert 0.98 < r["rms_ratio"] < 1.25, r
-        assert abs(r["mean_sigma"]) < 1.0, r
-        assert abs(r["flux_ratio"] - 1) < 0.015, r
+        assert r["n_sky"] > 5000 and r["n_sources"] >= 5
+        if r["filter"] == "F2100W":
+            assert r["rms_ratio"] > 1.5, r  # the pattern nobody removed is seen
+            continue
+        assert r["n_sources"] >= 10
+        assert 0.99 < r["rms_ratio"] <= GOALS["rms_ratio"], r
+        assert abs(r["mean_sigma"]) <= GOALS["mean_sigma"], r
+        assert abs(r["flux_ratio"] - 1) <= GOALS["flux_ratio"], r

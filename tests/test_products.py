@@ -261,7 +261,7 @@ def test_manifest(demo):
     assert man["config"]["MAKE_CUTOUTS"] is True and "image3" in man["config"]
     reduced = json.loads((demo / "inputs.json").read_text())["exposures"]
     raw = sorted(Path(e["path"]) for e in reduced)
-    assert len(raw) == 12  # the skipped TA and LRS files are not inputs of the products
+    assert len(raw) == 14  # the skipped TA and LRS files are not inputs of the products
     assert {e["name"]: e["sha256"] for e in man["inputs"]} == {p.name: sha256_file(p) for p in raw}
     listed = {e["path"] for e in man["products"]}
     on_disk = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()} - {"manifest.json", "report.html"}

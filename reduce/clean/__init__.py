@@ -37,16 +37,18 @@ class CleanReport:
     sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template removed
 
 
-def run(ws: Workspace, stems: list[str], cfg: dict) -> CleanReport:
+def run(ws: Workspace, stems: list[str], cfg: dict, *, extra_masks: dict | None = None,
+        label: str = "") -> CleanReport:
     """Clean the cal files of ``stems``; return the files stage 3 reads.
 
     With ``MEDIAN_FILTER`` and ``SUPER_BKG_SUB`` both off, stage 3 reads the stage-2 files
     unchanged (and the notes say so). Otherwise each group of exposures that is not
-    complete in ``clean/`` (or every group, with ``OVERWRITE``) is cleaned.
+    complete in ``clean/`` (or every group, with ``OVERWRITE``) is cleaned. ``extra_masks``
+    and ``label``: the second pass (see :func:`.step.run_clean`).
     """
     from .step import run_clean
 
-    result = run_clean(ws, stems, cfg)
+    result = run_clean(ws, stems, cfg, extra_masks=extra_masks, label=label)
     templated = {ws.output("clean", stem) for stem, e in result.exposures.items() if e.get("template")}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
                        groups=result.groups, sky_subtracted=templated)

@@ -69,6 +69,7 @@ class ExposureStats:
     n_sources: int = 0
     n_small_removed: int = 0
     fraction_masked: float = 0.0
+    n_mosaic_masked: int = 0  # second pass: pixels the projected mosaic mask added
     n_bad: int = 0
     n_filled: int = 0
     n_unfilled: int = 0
@@ -215,9 +216,12 @@ def _cleanmap(src: np.ndarray, bad: np.ndarray, prep: _Prepared, uncovered: np.n
     return cmap
 
 
-def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict,
-                qa: bool = True) -> tuple[GroupStats, list[ExposureStats]]:
-    """Clean the members of one group and write their products."""
+def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool = True,
+                extra_masks: dict[str, np.ndarray] | None = None) -> tuple[GroupStats, list[ExposureStats]]:
+    """Clean the members of one group and write their products.
+
+    ``extra_masks`` (second pass): per exposure, source pixels to add to its own mask (the
+    first-pass mosaic's mask projected onto it, :mod:`.mosaic_mask`)."""
     from ..instrument import PIXEL_SCALE
 
     name = group_name(key)
@@ -246,6 +250,13 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict,
                                        small_source_thresh=cfg["SMALL_SOURCE_THRESH"],
                                        dilate_seg=cfg["DILATE_SEG"], dilate_iterations=cfg["DILATE_ITERATIONS"],
                                        pixel_scale=PIXEL_SCALE, suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+            if extra_masks is not None and stem in extra_masks:
+                extra = np.asarray(extra_masks[stem], bool)
+                if extra.shape != sm.mask.shape:
+                    raise ValueError(f"{stem}: projected mosaic mask {extra.shape} differs from the exposure "
+                                     f"{sm.mask.shape}")
+                st.n_mosaic_masked = int(np.count_nonzero(extra & ~sm.mask & ~sm.bad))
+                sm.mask = sm.mask | (extra & ~sm.bad)
             prep = _prepare(model, sm.mask, sm.bad)
             st.n_sources, st.n_small_removed = sm.n_sources, sm.n_removed
             finite = np.isfinite(sci)
@@ -428,8 +439,12 @@ class CleanResult:
     groups: dict[str, dict] = field(default_factory=dict)
 
 
-def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True) -> CleanResult:
-    """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE)."""
+def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True,
+              extra_masks: dict[str, np.ndarray] | None = None, label: str = "") -> CleanResult:
+    """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE).
+
+    ``extra_masks``: see :func:`clean_group`; ``label`` names the pass in the summary file
+    (a group finished by a run with another label is redone)."""
     cal = {s: ws.output("stage2", s) for s in stems if ws.output("stage2", s).exists()}
     missing = [s for s in stems if s not in cal]
     notes: list[str] = []
@@ -454,14 +469,16 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True) -> Cl
             name = group_name(key)
             done = all(ws.output("clean", s).exists() for s in members)
             prev = previous.get("groups", {}).get(name)
-            if done and not cfg["OVERWRITE"] and prev and sorted(prev.get("members", [])) == sorted(members):
+            same_pass = previous.get("pass", "") == label
+            if (done and not cfg["OVERWRITE"] and prev and same_pass
+                    and sorted(prev.get("members", [])) == sorted(members)):
                 out_groups[name] = {**prev, "skipped": True}
                 for s in members:
                     out_exp[s] = previous.get("exposures", {}).get(s, {"stem": s, "group": name})
                 n_done += 1
                 continue
             t0 = time.perf_counter()
-            gst, est = clean_group(ws, key, members, cfg, qa=qa)
+            gst, est = clean_group(ws, key, members, cfg, qa=qa, extra_masks=extra_masks)
             log.info("clean group %s (%d exposures): %.1f s", name, len(members), time.perf_counter() - t0)
             out_groups[name] = asdict(gst)
             for e in est:
@@ -469,7 +486,9 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True) -> Cl
 
     summary = {"parameters": {k: cfg[k] for k in ("MEDIAN_FILTER", "WINDOW_SIZE", "SUPER_BKG_SUB",
                                                   "SMALL_SOURCE_THRESH", "DILATE_SEG", "DILATE_ITERATIONS",
-                                                  "MEDIAN_THRESH", "DETECT_THRESH")},
+                                                  "MEDIAN_THRESH", "DETECT_THRESH", "template_smooth",
+                                                  "clean_second_pass")},
+               "pass": label,
                "dq_filled": "DO_NOT_USE cleared, FLUX_ESTIMATED set",
                "template_variance": TEMPLATE_VARIANCE,
                "map_bits": MAP_BITS,
@@ -502,3 +521,51 @@ def _load_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def mosaic_masks(first: Workspace, stems: list[str], cfg: dict) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Second pass: the source mask of every first-pass mosaic (``first.dir("stage3")``),
+    projected onto each member exposure through its tweakreg-aligned WCS (the mosaic's
+    ``*_crf.fits``). Returns ({stem: mask}, notes); ``<product>_mosaic_mask.fits`` (MASK,
+    uint8, on the mosaic grid) is written next to each mosaic."""
+    from astropy.io import fits
+    from stdatamodels.jwst import datamodels
+
+    from .mosaic_mask import mosaic_source_mask, project_mask
+
+    out: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    for i2d in sorted(first.dir("stage3").glob("*/*_i2d.fits")):
+        t0 = time.perf_counter()
+        with datamodels.open(str(i2d)) as m:
+            sci, wht = np.array(m.data, np.float32), np.array(m.wht, np.float32)
+            mwcs = m.meta.wcs
+            scale = math.sqrt(float(m.meta.photometry.pixelarea_steradians)) * 206264.806
+        mmask = mosaic_source_mask(sci, wht, detect_thresh=cfg["DETECT_THRESH"],
+                                   small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
+                                   dilate_iterations=cfg["DILATE_ITERATIONS"], pixel_scale=scale,
+                                   suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+        product = i2d.name.removesuffix("_i2d.fits")
+        with atomic_path(i2d.parent / f"{product}_mosaic_mask.fits") as tmp:
+            fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(mmask.astype(np.uint8), name="MASK")]).writeto(tmp)
+        data = (wht > 0) & np.isfinite(sci)
+        n = 0
+        for crf in sorted(i2d.parent.glob("*_crf.fits")):
+            stem = next((s for s in stems if crf.name.startswith(s + "_")), None)
+            if stem is None:
+                continue
+            with datamodels.open(str(crf)) as c:
+                ewcs, shape = c.meta.wcs, c.data.shape
+
+            def to_mosaic(x, y, ewcs=ewcs):
+                ra, dec = ewcs(x, y)
+                return mwcs.invert(ra, dec)
+
+            out[stem] = project_mask(mmask, to_mosaic, shape)
+            n += 1
+        frac = float(np.count_nonzero(mmask) / max(1, np.count_nonzero(data)))
+        log.info("second pass: %s mask covers %.1f%% of the mosaic, projected onto %d exposure(s) in %.1f s",
+                 product, 100 * frac, n, time.perf_counter() - t0)
+        notes.append(f"cleaning, second pass: {product}: mosaic mask {100 * frac:.1f}% of the mosaic, "
+                     f"projected onto {n} exposure(s)")
+    return out, notes

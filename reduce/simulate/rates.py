@@ -19,6 +19,8 @@ from .. import detector_model as dm
 from .. import instrument as inst
 
 PATTERN_FRACTION = 0.06  # mean of the background pattern relative to the nominal sky rate
+STRAY_LIGHT_RMS = 0.4  # rms of the mid-scale stray-light field, relative to the pattern's mean
+STRAY_LIGHT_SCALE = 48.0  # pixels: correlation length of that field
 _PATTERN_SEED = 20240601  # detector property: independent of the demo seed
 
 
@@ -33,9 +35,13 @@ def nominal_sky_rate(filt: str) -> float:
 def background_pattern(filt: str) -> np.ndarray:
     """Detector-fixed additive background (DN/s, full frame, read-only): stray light and
     glow that do not follow the flat. A smooth gradient, a brighter band over the
-    coronagraph/LRS side (x < ~360), a corner glow, faint periodic column striping and
-    per-column offsets. Mean about PATTERN_FRACTION of the nominal sky; zero on the
-    reference columns."""
+    coronagraph/LRS side (x < ~360), a corner glow, a mid-scale stray-light field
+    (Gaussian random field, correlation length STRAY_LIGHT_SCALE px, rms STRAY_LIGHT_RMS of
+    the mean: structure of ~2.4 % of the sky everywhere, subarrays included), faint
+    periodic column striping and per-column offsets. Mean about PATTERN_FRACTION of the
+    nominal sky; zero on the reference columns."""
+    from scipy import ndimage
+
     ny, nx = inst.FULL_SHAPE
     k = inst.FILTERS.index(filt)
     rng = np.random.default_rng([_PATTERN_SEED, k])
@@ -47,6 +53,9 @@ def background_pattern(filt: str) -> np.ndarray:
     shape += 0.8 * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * 110.0**2))  # glow
     shape += 0.08 * np.cos(2 * np.pi * xx / (31.0 + k) + rng.uniform(0, 2 * np.pi)) * (1 - v)
     shape += rng.normal(0.0, 0.03, size=nx)[None, :]
+    coarse = ndimage.gaussian_filter(rng.normal(size=(ny // 8, nx // 8)), STRAY_LIGHT_SCALE / 8.0, mode="wrap")
+    field = ndimage.zoom(coarse, (ny / coarse.shape[0], nx / coarse.shape[1]), order=3, mode="grid-wrap")
+    shape += STRAY_LIGHT_RMS * (field - field.mean()) / field.std()
     pat = (PATTERN_FRACTION * nominal_sky_rate(filt) * shape / shape.mean()).astype(np.float32)
     pat[:, :inst.REFERENCE_COLUMNS] = 0.0
     pat[:, -inst.REFERENCE_COLUMNS:] = 0.0

@@ -92,8 +92,8 @@ def make_scene(seed: int, *, half_width: float = 75.0) -> Scene:
     """The demo scene for ``seed``: a dense inner field (|xi|, |eta| < 10 arcsec, seen by
     every subarray pointing) and a sparser outer field out to ``half_width`` arcsec (seen by
     full-frame pointings). Always present: 16 bright point sources and one saturating star
-    in the inner field, a large exponential disc (r_e 6 arcsec, about 15 x 10 arcsec to the
-    10-sigma isophote of the small program) and smaller galaxies."""
+    in the inner field, a large exponential disc (r_e 3 arcsec, truncated at 10 arcsec; about
+    8000 pixels above the 10-sigma isophote of the small program) and smaller galaxies."""
     rng = np.random.default_rng([seed, 0xC0FFEE])
     src: list[Source] = []
 
@@ -103,9 +103,10 @@ def make_scene(seed: int, *, half_width: float = 75.0) -> Scene:
     def inner_xy(n, lim=10.0):
         return rng.uniform(-lim, lim, size=(n, 2))
 
-    # the large galaxy (must stay > 6500 px above the 10-sigma isophote in every filter)
-    add(kind="sersic", xi=4.5, eta=-3.5, flux_ref=0.08, alpha=1.4, r_e=6.0, n=1.0, q=0.7,
-        pa=float(rng.uniform(20, 70)), r_trunc=16.0, tags=["large"])
+    # the large galaxy (must stay > 6500 px above the 10-sigma isophote in every filter, the
+    # original's maximum area; it covers about 28 % of a SUB256 exposure to its truncation)
+    add(kind="sersic", xi=4.5, eta=-3.5, flux_ref=0.025, alpha=1.8, r_e=3.0, n=1.0, q=0.7,
+        pa=float(rng.uniform(20, 70)), r_trunc=10.0, tags=["large"])
     # a saturating star (saturates late in the F770W subarray ramp)
     add(kind="point", xi=-6.5, eta=5.5, flux_ref=0.012, alpha=-2.0, tags=["bright", "saturating"])
     # smaller galaxies in the inner field
@@ -118,8 +119,8 @@ def make_scene(seed: int, *, half_width: float = 75.0) -> Scene:
     # bright point sources: >> 20 sigma in every filter
     for xi, eta in _spread(rng, 16, 10.5, avoid=[(4.5, -3.5, 7.0), (-6.5, 5.5, 2.0)], min_sep=2.2,
                            existing=[(s.xi, s.eta) for s in src]):
-        add(kind="point", xi=xi, eta=eta, flux_ref=float(10 ** rng.uniform(-3.0, -2.3)),
-            alpha=float(rng.uniform(-0.5, 1.0)), tags=["bright"])
+        add(kind="point", xi=xi, eta=eta, flux_ref=float(10 ** rng.uniform(-3.3, -2.7)),
+            alpha=float(rng.uniform(-0.5, 1.0)), tags=["bright"])  # below saturation in 11.7 s
     # faint point sources in the inner field
     for xi, eta in inner_xy(24, 11.0):
         add(kind="point", xi=float(xi), eta=float(eta), flux_ref=float(10 ** rng.uniform(-5.3, -3.5)),
@@ -130,7 +131,7 @@ def make_scene(seed: int, *, half_width: float = 75.0) -> Scene:
             continue
         bright = rng.uniform() < 0.35
         add(kind="point", xi=float(xi), eta=float(eta),
-            flux_ref=float(10 ** (rng.uniform(-3.0, -2.3) if bright else rng.uniform(-5.3, -3.5))),
+            flux_ref=float(10 ** (rng.uniform(-3.3, -2.7) if bright else rng.uniform(-5.3, -3.5))),
             alpha=float(rng.uniform(-0.5, 1.0) if bright else rng.uniform(-2.0, 1.5)),
             tags=["bright"] if bright else [])
     for xi, eta in rng.uniform(-half_width, half_width, size=(14, 2)):

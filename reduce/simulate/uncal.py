@@ -19,7 +19,7 @@ import numpy as np
 from .. import instrument as inst
 from . import geometry, ramps, rates, scene as scene_mod
 
-SIM_VERSION = "1"  # bump when the simulated data change for a given seed
+SIM_VERSION = "2"  # bump when the simulated data change for a given seed
 MJD_UNIX_EPOCH = 40587.0
 TT_MINUS_UTC_S = 69.184
 SCA_NUM = {"MIRIMAGE": 493, "MIRIFULONG": 494, "MIRIFUSHORT": 495}
