@@ -4,8 +4,11 @@ The hook :func:`run` takes the stage-2 cal files and returns the files stage 3 m
 It never modifies the stage-2 files: cleaned exposures are new files in ``clean/``.
 
 Modules: :mod:`.masks` (photutils source masks), :mod:`.median_filter` (bad-pixel fill),
-:mod:`.super_background` (grouping and leave-one-out templates) hold pure array
-functions; :mod:`.step` does the FITS I/O, the products and the resumption by group.
+:mod:`.super_background` (grouping and leave-one-out templates) and
+:mod:`.mosaic_mask` (second pass: a mosaic's mask projected onto an exposure) hold pure
+array functions; :mod:`.step` does the FITS I/O, the products and the resumption by
+group. The second pass itself (clean, mosaic, mask, clean again) is orchestrated by
+:func:`reduce.orchestrate._clean`, since it runs stage 3 in between.
 
 Products in ``clean/``: ``<stem>_cal.fits`` (what stage 3 reads), ``<stem>_segm.fits``
 (SEGM: segmentation; CLEANMAP: bits of :data:`.step.MAP_BITS`), ``clean_summary.json``
