@@ -182,7 +182,8 @@ def _clean(ws: Workspace, stems: list[str], cfg: dict, jobs: int) -> tuple[clean
     """The cleaning: one pass, or with ``clean_second_pass`` (and SUPER_BKG_SUB) two:
     clean into ``pass1/clean``, mosaic that into ``pass1/stage3``, detect sources on the
     mosaics, project their masks onto the exposures and clean again into ``clean/`` with
-    each exposure's mask plus the projected one. Returns the report of the last pass and
+    each exposure's mask plus the projected one (only mosaics with a super-background
+    exposure are made in the first pass). Returns the report of the last pass and
     the first-pass stage-3 outcomes. Every part resumes like the stages do."""
     from .clean.step import mosaic_masks
 
@@ -190,8 +191,11 @@ def _clean(ws: Workspace, stems: list[str], cfg: dict, jobs: int) -> tuple[clean
         return clean.run(ws, stems, cfg), []
     first = FirstPass(ws.root).create()
     rep1 = clean.run(first, stems, cfg, label="pass 1")
-    tasks = stage3.plan(first, rep1.files, cfg, sky_subtracted=rep1.sky_subtracted)
-    for t in tasks:  # the first-pass mosaics only give masks: no catalogue
+    # only mosaics with a super-background exposure need a deeper mask (the others' cleaning
+    # is a fill outside sources); the first-pass mosaics only give masks: no catalogue
+    tasks = [t for t in stage3.plan(first, rep1.files, cfg, sky_subtracted=rep1.sky_subtracted)
+             if any(Path(i) in rep1.sky_subtracted for i in t.inputs)]
+    for t in tasks:
         t.steps.setdefault("source_catalog", {})["skip"] = True
     outs = execute(tasks, jobs, "stage 3 (pass 1)")
     failed = [o.name for o in outs if not o.ok]
