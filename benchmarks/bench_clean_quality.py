@@ -63,8 +63,7 @@ def truth_clean(ws: Path, truth_dir: Path) -> None:
     from astropy.io import fits
     from stdatamodels.jwst.datamodels import ImageModel
 
-    from reduce import detector_model as dm
-    from reduce import instrument as inst
+    from reduce.evaluate import rate_to_cal
     from reduce.simulate import geometry
 
     truth = json.loads((truth_dir / "truth.json").read_text())
@@ -77,14 +76,12 @@ def truth_clean(ws: Path, truth_dir: Path) -> None:
         filt = e["filter"]
         with fits.open(truth_dir / e["rate_truth_file"]) as h:
             extra = np.array(h["RATE"].data, np.float64) - np.array(h["ILLUM"].data, np.float64)
-        flat = dm.flat_field(filt)[inst.SUBARRAYS[e["subarray"]].slices].astype(np.float64)
         m = ImageModel(str(cal))
         yy, xx = np.mgrid[0:m.data.shape[0], 0:m.data.shape[1]].astype(np.float64)
         ra, dec = m.meta.wcs(xx, yy)
         xi, eta = geometry.sky_to_plane(ra, dec, ra0, dec0)
         sky = truth["sky"]["nominal_mjysr"][filt] * e["sky_factor"] * (1.0 + gx * xi + gy * eta)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            back = np.where(flat > 0, extra * inst.PHOTMJSR[filt] / flat, 0.0) + sky
+        back = np.nan_to_num(rate_to_cal(extra, filt, e["subarray"]), nan=0.0) + sky  # 0 where flat is 0
         m.data = (np.asarray(m.data, np.float64) - back).astype(np.float32)
         m.meta.filename = cal.name
         with open(ws / "clean" / cal.name, "wb") as fh:

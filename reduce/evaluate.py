@@ -56,8 +56,7 @@ point sources above 20 sigma
     aperture noise ``sqrt(sum(VAR_POISSON + VAR_RNOISE))`` over the aperture (the
     drizzled variance is the right one for sums over areas larger than the kernel).
     The mosaic aperture is centred on the source's centroid in the mosaic (:func:`recentre`),
-    the truth aperture on its true position. The
-    selection depends on the truth and the data noise only, so every variant of a
+    the truth aperture on its true position. The selection depends on the truth and the data noise only, so every variant of a
     reduction is scored on the same sources. Isolated: the aperture photometry of the truth
     scene gives the source's own flux within ``ISOLATION`` (neighbours, a galaxy's light
     and its curvature under the aperture change it by less than that; a faint star on a
@@ -86,7 +85,7 @@ from .errors import InputError
 
 __all__ = ["SCENE_FRACTION", "N_FWHM", "EDGE_PX", "CLIP_SIGMA", "SNR_MIN", "ISOLATION", "N_REALISATIONS",
            "MosaicMetrics", "disk", "source_free_mask", "clipped", "residual_stats",
-           "aperture_flux", "recentre", "flux_ratio", "reproject_scene", "actual_noise", "noise_mosaic", "evaluate_mosaic",
+           "aperture_flux", "recentre", "flux_ratio", "reproject_scene", "rate_to_cal", "actual_noise", "noise_mosaic", "evaluate_mosaic",
            "evaluate_workspace", "find_truth", "GOALS", "format_table"]
 
 #: Truth-scene level (fraction of the noise floor) above which a pixel holds a source.
@@ -308,23 +307,28 @@ def _resample_pars(i2d_model) -> dict:
     return pars
 
 
-def actual_noise(cal_file: Path, rate_truth_file: Path, filt: str, subarray: str) -> np.ndarray:
-    """The noise realisation of one exposure in MJy/sr: stage-2 SCI minus the true count rate
-    (``RATE`` of the simulator's rate truth, DN/s) divided by the flat reference and times
-    PHOTMJSR, as stage 2 converts rates. NaN where either is undefined."""
-    from astropy.io import fits
-
+def rate_to_cal(rate: np.ndarray, filt: str, subarray: str) -> np.ndarray:
+    """A count rate (DN/s) of the simulator's truth in stage-2 units (MJy/sr), converted as
+    stage 2 does: divided by the flat reference, times PHOTMJSR. NaN where the flat is 0."""
     from . import detector_model as dm
     from . import instrument as inst
+
+    flat = dm.flat_field(filt)[inst.SUBARRAYS[subarray].slices].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flat > 0, np.asarray(rate, np.float64) * inst.PHOTMJSR[filt] / flat, np.nan)
+
+
+def actual_noise(cal_file: Path, rate_truth_file: Path, filt: str, subarray: str) -> np.ndarray:
+    """The noise realisation of one exposure in MJy/sr: stage-2 SCI minus the true count rate
+    (``RATE`` of the simulator's rate truth) in stage-2 units (:func:`rate_to_cal`). NaN
+    where either is undefined."""
+    from astropy.io import fits
 
     with fits.open(cal_file) as h:
         sci = np.asarray(h["SCI"].data, np.float64)
     with fits.open(rate_truth_file) as h:
         rate = np.asarray(h["RATE"].data, np.float64)
-    flat = dm.flat_field(filt)[inst.SUBARRAYS[subarray].slices].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        truth = np.where(flat > 0, rate * inst.PHOTMJSR[filt] / flat, np.nan)
-    return sci - truth
+    return sci - rate_to_cal(rate, filt, subarray)
 
 
 def noise_mosaic(crf_files: list[Path], i2d_model, seed: int = 0,

@@ -202,9 +202,22 @@ def _clean(ws: Workspace, stems: list[str], cfg: dict, jobs: int) -> tuple[clean
     if failed:
         raise StageError(f"second pass: the first-pass mosaic(s) {', '.join(failed)} failed (see "
                          f"{first.log('stage3', failed[0])}); set clean_second_pass = false or fix the cause")
-    extra, notes = mosaic_masks(first, stems, cfg)
-    rep2 = clean.run(ws, stems, cfg, extra_masks=extra, label="pass 2")
-    rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *notes, *rep2.notes]
+    mask_notes: list[str] = []
+    notes_file = first.dir("stage3") / "mosaic_masks.json"
+
+    def masks() -> dict:  # computed only if a group of the second pass is to be cleaned
+        extra, notes = mosaic_masks(first, stems, cfg)
+        write_json(notes_file, {"notes": notes})
+        mask_notes.extend(notes)
+        return extra
+
+    rep2 = clean.run(ws, stems, cfg, extra_masks=masks, label="pass 2")
+    if not mask_notes:  # every group was done: the figures of the run that made the masks
+        try:
+            mask_notes = json.loads(notes_file.read_text())["notes"]
+        except (OSError, ValueError, KeyError):
+            pass
+    rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *mask_notes, *rep2.notes]
     return rep2, outs
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..workspace import Workspace
 
@@ -40,7 +41,7 @@ class CleanReport:
     sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template removed
 
 
-def run(ws: Workspace, stems: list[str], cfg: dict, *, extra_masks: dict | None = None,
+def run(ws: Workspace, stems: list[str], cfg: dict, *, extra_masks: Callable[[], dict] | None = None,
         label: str = "") -> CleanReport:
     """Clean the cal files of ``stems``; return the files stage 3 reads.
 

@@ -32,6 +32,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -440,11 +441,13 @@ class CleanResult:
 
 
 def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True,
-              extra_masks: dict[str, np.ndarray] | None = None, label: str = "") -> CleanResult:
+              extra_masks: Callable[[], dict[str, np.ndarray]] | None = None, label: str = "") -> CleanResult:
     """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE).
 
-    ``extra_masks``: see :func:`clean_group`; ``label`` names the pass in the summary file
-    (a group finished by a run with another label is redone)."""
+    ``extra_masks``: called once, when the first group is to be cleaned, for the masks of
+    :func:`clean_group` (a resumed run whose groups are all done never computes them);
+    ``label`` names the pass in the summary file (a group finished by a run with another
+    label is redone)."""
     cal = {s: ws.output("stage2", s) for s in stems if ws.output("stage2", s).exists()}
     missing = [s for s in stems if s not in cal]
     notes: list[str] = []
@@ -462,6 +465,7 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True,
     out_groups: dict[str, dict] = {}
     out_exp: dict[str, dict] = {}
     n_done = 0
+    masks: dict[str, np.ndarray] | None = None
     with warnings.catch_warnings():
         if cfg["SUPPRESS_WARNINGS"]:
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -477,8 +481,10 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True,
                     out_exp[s] = previous.get("exposures", {}).get(s, {"stem": s, "group": name})
                 n_done += 1
                 continue
+            if masks is None and extra_masks is not None:
+                masks = extra_masks()
             t0 = time.perf_counter()
-            gst, est = clean_group(ws, key, members, cfg, qa=qa, extra_masks=extra_masks)
+            gst, est = clean_group(ws, key, members, cfg, qa=qa, extra_masks=masks)
             log.info("clean group %s (%d exposures): %.1f s", name, len(members), time.perf_counter() - t0)
             out_groups[name] = asdict(gst)
             for e in est:
