@@ -44,8 +44,13 @@ SEED_PARAMETERS: dict[str, tuple[Any, type, str]] = {
 RUN_PARAMETERS: dict[str, tuple[Any, type, str]] = {
     "jobs": (1, int, "exposures processed in parallel processes"),
     "mosaic_per": ("observation", str, "'observation': one mosaic per (observation, filter); 'filter': one per filter"),
-    "template_smooth": (5, int, "box (pixels) of a NaN-aware mean smoothing of each super-background template "
-                                "(1 = none): divides the template's own noise by about the box size"),
+    "template_smooth": (0, int, "smoothing of each super-background template: 0 = chosen per group from its own "
+                                "data (cross-validated against each exposure's sky, see clean_summary.json), "
+                                "1 = none, N = a fixed N x N box"),
+    "small_group_background": ("auto", str, "groups with fewer than MEDIAN_THRESH exposures: 'auto' (the "
+                                            "cross-validated best of a leave-one-out template, a per-exposure "
+                                            "Background2D and nothing), 'template', 'background2d', or 'none' "
+                                            "(the original: no background treatment)"),
     "clean_outlier_sigma": (0.0, float, "also median-fill finite pixels this many sigma above their neighbours "
                                         "(hot pixels the mask missed; 0 = off)"),
     "clean_second_pass": (True, bool, "clean twice: mosaic the first cleaning (WORKSPACE/pass1), detect sources on "
@@ -77,6 +82,7 @@ PIPELINE_CLASSES = {
 }
 
 _MOSAIC_PER = ("observation", "filter")
+_SMALL_GROUP = ("auto", "template", "background2d", "none")
 
 
 def defaults() -> dict[str, Any]:
@@ -114,8 +120,11 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[s
                               f"(known: {', '.join(sorted(schema) + sorted(PIPELINE_CLASSES))})")
     if out["mosaic_per"] not in _MOSAIC_PER:
         raise ConfigError(f"config key 'mosaic_per' must be one of {_MOSAIC_PER}, got {out['mosaic_per']!r}")
+    if out["small_group_background"] not in _SMALL_GROUP:
+        raise ConfigError(f"config key 'small_group_background' must be one of {_SMALL_GROUP}, "
+                          f"got {out['small_group_background']!r}")
     for key in ("WINDOW_SIZE", "DILATE_ITERATIONS", "MEDIAN_THRESH", "SMALL_SOURCE_THRESH", "jobs", "template_smooth"):
-        if out[key] < (1 if key in ("jobs", "WINDOW_SIZE", "MEDIAN_THRESH", "template_smooth") else 0):
+        if out[key] < (1 if key in ("jobs", "WINDOW_SIZE", "MEDIAN_THRESH") else 0):
             raise ConfigError(f"config key {key!r} is out of range: {out[key]!r}")
     if out["DATE"]:
         try:
