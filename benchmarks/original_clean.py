@@ -42,7 +42,7 @@ def original_segmentation(sci, err, dq, cfg: dict, pixel_scale: float) -> np.nda
     """SExtractor-like segmentation with the original's min and max areas (not dilated)."""
     from reduce.clean import masks
 
-    bad = masks.coverage_mask(sci, err, dq)
+    bad = masks.coverage_mask(sci, err, dq, good_bits=masks.GOOD_DQ_BITS)
     n_pixels = masks.min_source_area(pixel_scale, 0.1, 3)
     segm, _, _ = masks.detect(sci, bad, detect_thresh=cfg["DETECT_THRESH"], n_pixels=n_pixels,
                               small_source_thresh=0)

@@ -135,12 +135,27 @@ def test_dilation_3x3():
     assert masks.dilate(m, 0).sum() == 1
 
 
-def test_coverage_mask_keeps_dq_0_and_4_only():
+def test_coverage_mask_original_rule_keeps_dq_0_and_4_only():
     sci = np.ones((1, 6), np.float32)
     err = np.ones((1, 6), np.float32)
     dq = np.array([[0, 4, 1, 5, 2, 0]], np.uint32)
     err[0, 5] = nan
-    assert masks.coverage_mask(sci, err, dq).tolist() == [[False, False, True, True, True, True]]
+    got = masks.coverage_mask(sci, err, dq, good_bits=masks.GOOD_DQ_BITS)
+    assert got.tolist() == [[False, False, True, True, True, True]]
+
+
+def test_coverage_mask_jwst_rule_by_flag_name():
+    """The product's default: bad = DO_NOT_USE or NON_SCIENCE (jwst resample's good_bits),
+    through stdatamodels' flag map; SATURATED alone, JUMP_DET, FLUX_ESTIMATED are usable."""
+    from stdatamodels.jwst.datamodels import dqflags
+
+    f = dqflags.pixel
+    dq = np.array([[0, f["JUMP_DET"], f["DO_NOT_USE"], f["NON_SCIENCE"], f["SATURATED"],
+                    f["FLUX_ESTIMATED"], f["DO_NOT_USE"] | f["SATURATED"]]], np.uint32)
+    sci = np.ones(dq.shape, np.float32)
+    assert masks.coverage_mask(sci, None, dq).tolist() == [[False, False, True, True, False, False, True]]
+    only_dnu = masks.coverage_mask(sci, None, dq, good_bits="~DO_NOT_USE")
+    assert only_dnu.tolist() == [[False, False, True, False, False, False, True]]
 
 
 def test_min_area():

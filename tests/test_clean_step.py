@@ -42,6 +42,7 @@ def _cal(path, seed, sky, duration=88.8, filt="F770W", star=None):
     m.meta.exposure.readpatt = "FASTR1"
     m.meta.exposure.effective_exposure_time = duration
     m.meta.exposure.duration = duration + 2.775
+    m.meta.photometry.pixelarea_arcsecsq = 0.1108 ** 2  # PIXAR_A2: the cleaning's pixel scale
     m.save(str(path))
     m.close()
 
@@ -96,7 +97,7 @@ def test_step_outputs_inputs_untouched_and_rerun(workspace):
     ws, stems = workspace
     inputs = [ws.output("stage2", s) for s in stems]
     before = _digest(inputs)
-    report = run(ws, stems, _cfg())
+    report = run(ws, stems, _cfg(small_group_background="none"))  # the original's small groups
     assert isinstance(report, CleanReport)
     assert report.files == [ws.output("clean", s) for s in stems]
     assert all(p.exists() for p in report.files)
@@ -107,7 +108,8 @@ def test_step_outputs_inputs_untouched_and_rerun(workspace):
     big = next(g for g in groups.values() if len(g["members"]) == N_BIG)
     small = next(g for g in groups.values() if len(g["members"]) == 2)
     assert big["template"] and not small["template"] and "MEDIAN_THRESH" in small["reason"]
-    assert any("no super background" in n for n in report.notes)
+    assert any("no background removed" in n for n in report.notes)
+    assert big["method"] == "template" and big["model"] in big["cv_scores"] and big["cv_scores"][big["model"]] == 1.0
     e0 = summary["exposures"][stems[0]]
     assert e0["scale"] == pytest.approx(10.0, rel=0.02) and e0["n_filled"] == 4
     assert e0["n_uncovered"] == 0 and 0 < e0["fraction_masked"] < 0.2
@@ -127,8 +129,18 @@ def test_step_outputs_inputs_untouched_and_rerun(workspace):
     assert np.nanstd(out["data"][sky]) < 0.3 * np.nanstd(inp["data"][sky])
     total = out["var_poisson"] + out["var_rnoise"] + out["var_flat"]
     np.testing.assert_allclose(out["err"] ** 2, total, rtol=1e-5)
-    assert np.all(out["err"][sky] > inp["err"][sky])       # template noise added
-    np.testing.assert_array_equal(out["var_rnoise"][sky], inp["var_rnoise"][sky])
+    assert np.all(out["err"][sky] > inp["err"][sky])       # template noise added ...
+    assert np.all(out["var_rnoise"][sky] > inp["var_rnoise"][sky])  # ... where ivm weights see it
+    np.testing.assert_array_equal(out["var_flat"][sky], inp["var_flat"][sky])
+    # filled pixels weigh 1e-4 of a measured one in the drizzle (VAR_RNOISE x 1e4)
+    r, c = 3, 4
+    assert out["var_rnoise"][r, c] > 1e3 * np.median(inp["var_rnoise"])
+    # provenance in the cleaned file: keywords and HISTORY
+    from astropy.io import fits
+    h = fits.getheader(ws.output("clean", stems[0]))
+    assert h["S_MRCLN"] == "COMPLETE" and h["MRC_BKG"] == "template" and h["MRC_MODL"] == big["model"]
+    assert h["MRC_SCAL"] == pytest.approx(e0["scale"]) and h["MRC_DTHR"] == 10.0 and h["MRC_NFIL"] == 4
+    assert any("mirim-reduce clean: background template" in str(v) for v in h.get("HISTORY", []))
     # the small group: median filter only, no background subtraction
     s_out = _arrays(ws.output("clean", stems[-1]))
     s_in = _arrays(ws.output("stage2", stems[-1]))
@@ -138,16 +150,37 @@ def test_step_outputs_inputs_untouched_and_rerun(workspace):
     # rerun: groups complete -> skipped, outputs unchanged
     first = {s: _arrays(ws.output("clean", s)) for s in stems}
     digests = _digest(report.files)
-    report2 = run(ws, stems, _cfg())
+    report2 = run(ws, stems, _cfg(small_group_background="none"))
     assert _digest(report2.files) == digests
     assert any("2 group(s) already done" in n for n in report2.notes)
     # OVERWRITE: recomputed, identical arrays
-    run(ws, stems, _cfg(OVERWRITE=True))
+    run(ws, stems, _cfg(OVERWRITE=True, small_group_background="none"))
     for s in stems:
         again = _arrays(ws.output("clean", s))
         for k in first[s]:
             np.testing.assert_array_equal(again[k], first[s][k])
     assert _digest(inputs) == before
+
+
+def test_small_group_background_chosen_from_the_data(workspace):
+    """Below MEDIAN_THRESH the default tries a leave-one-out template, a Background2D and
+    nothing, and keeps the best cross-validated one; the scores are in the summary."""
+    ws, stems = workspace
+    run(ws, stems, _cfg())
+    summary = json.loads((ws.dir("clean") / "clean_summary.json").read_text())
+    small = next(g for g in summary["groups"].values() if len(g["members"]) == 2)
+    assert small["method"] in ("template", "background2d", "none")
+    assert any(k.startswith("background2d_") for k in small["cv_scores"]) and "none" in small["cv_scores"]
+    chosen = small["model"] if small["method"] == "template" else (
+        "none" if small["method"] == "none" else f"background2d_{small['model'].removeprefix('box')}")
+    assert small["cv_scores"][chosen] == min(v for v in small["cv_scores"].values() if v is not None)
+    s_out = _arrays(ws.output("clean", stems[-1]))
+    s_in = _arrays(ws.output("stage2", stems[-1]))
+    good = np.isfinite(s_in["data"])
+    # a treated small group is flatter than the input (its sky and structure removed)
+    if small["method"] != "none":
+        assert np.nanstd(s_out["data"][good]) < np.nanstd(s_in["data"][good])
+        assert all(summary["exposures"][s]["sky_subtracted"] for s in small["members"])
 
 
 def test_resumability_is_per_group(workspace):

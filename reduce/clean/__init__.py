@@ -38,7 +38,7 @@ class CleanReport:
     notes: list[str] = field(default_factory=list)
     exposures: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
-    sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template removed
+    sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template or Background2D removed
 
 
 def run(ws: Workspace, stems: list[str], cfg: dict, *, extra_masks: Callable[[], dict] | None = None,
@@ -53,6 +53,7 @@ def run(ws: Workspace, stems: list[str], cfg: dict, *, extra_masks: Callable[[],
     from .step import run_clean
 
     result = run_clean(ws, stems, cfg, extra_masks=extra_masks, label=label)
-    templated = {ws.output("clean", stem) for stem, e in result.exposures.items() if e.get("template")}
+    templated = {ws.output("clean", stem) for stem, e in result.exposures.items()
+                 if e.get("sky_subtracted", e.get("template"))}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
                        groups=result.groups, sky_subtracted=templated)

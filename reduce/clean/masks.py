@@ -28,11 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .dqflags import JWST_GOOD_BITS, bad_pixels
+
 __all__ = ["GOOD_DQ_BITS", "SourceMask", "coverage_mask", "min_source_area", "detect",
            "remove_small_sources", "dilate", "extended_mask", "source_mask"]
 
-#: DQ bits a pixel may carry and still count as good: JUMP_DET (4). The original kept
-#: pixels with DQ == 0 or DQ == 4 only.
+#: DQ bits a pixel may carry and still count as good in the original (SExtractor) masks:
+#: JUMP_DET (4), i.e. DQ == 0 or DQ == 4 only. The product uses jwst's convention instead
+#: (:data:`.dqflags.JWST_GOOD_BITS`, what stage 3's resample uses).
 GOOD_DQ_BITS = 4
 
 
@@ -66,7 +69,7 @@ class SourceMask:
 
 
 def coverage_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray | None = None,
-                  good_bits: int = GOOD_DQ_BITS) -> np.ndarray:
+                  good_bits: int | str = JWST_GOOD_BITS) -> np.ndarray:
     """Pixels unfit for detection and background estimation.
 
     Parameters
@@ -77,19 +80,21 @@ def coverage_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray
         Its uncertainty (same units).
     dq : 2D int `~numpy.ndarray`, optional
         Data-quality flags (jwst ``dqflags.pixel``).
-    good_bits : int
-        DQ bits allowed on a good pixel (default JUMP_DET: DQ 0 or 4 are good).
+    good_bits : int or str
+        As jwst's resample ``good_bits`` (flag names through stdatamodels' flag map, or an
+        integer of acceptable bits). Default ``"~DO_NOT_USE+NON_SCIENCE"`` (jwst's); the
+        original's rule (DQ 0 or 4 only) is ``GOOD_DQ_BITS``.
 
     Returns
     -------
     bad : 2D bool `~numpy.ndarray`
-        `True` where SCI or ERR is not finite, or DQ has any bit outside ``good_bits``.
+        `True` where SCI or ERR is not finite, or DQ marks the pixel bad.
     """
     bad = ~np.isfinite(sci)
     if err is not None:
         bad |= ~np.isfinite(err)
     if dq is not None:
-        bad |= (np.asarray(dq).astype(np.uint32) & np.uint32(~good_bits & 0xFFFFFFFF)) != 0
+        bad |= bad_pixels(dq, good_bits)
     return bad
 
 
@@ -353,6 +358,7 @@ def extended_mask(sci: np.ndarray, bad: np.ndarray, mask: np.ndarray, err: np.nd
 
 
 def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray | None = None, *,
+                bad: np.ndarray | None = None,
                 detect_thresh: float = 10.0, small_source_thresh: int = 0, dilate_seg: bool = True,
                 dilate_iterations: int = 2, pixel_scale: float = 0.1108, min_radius_arcsec: float = 0.1,
                 min_area_floor: int = 3, fwhm: float = 3.0, box_size: int = 64, deblend: bool = True,
@@ -366,7 +372,9 @@ def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray |
     sci, err : 2D `~numpy.ndarray`
         Science image and uncertainty (e.g. MJy/sr).
     dq : 2D int `~numpy.ndarray`, optional
-        DQ flags; pixels with bits other than JUMP_DET are excluded first.
+        DQ flags; pixels jwst would not use (:func:`coverage_mask`) are excluded first.
+    bad : 2D bool `~numpy.ndarray`, optional
+        Pixels to exclude, already computed (then ``dq`` is not read).
     pixel_scale : float
         arcsec / pixel, for the minimum area ``pi * (min_radius_arcsec / pixel_scale)**2``.
     extended, extended_fwhm, extended_thresh : bool, float, float
@@ -381,7 +389,8 @@ def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray |
         if suppress_warnings:
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.simplefilter("ignore", UserWarning)
-        bad = coverage_mask(sci, err, dq)
+        if bad is None:
+            bad = coverage_mask(sci, err, dq)
         n_pixels = min_source_area(pixel_scale, min_radius_arcsec, min_area_floor)
         segm, rms, n_removed = detect(sci, bad, detect_thresh=detect_thresh, n_pixels=n_pixels,
                                       fwhm=fwhm, box_size=box_size, deblend=deblend,

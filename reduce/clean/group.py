@@ -1,0 +1,471 @@
+"""Cleaning one group of exposures: FITS I/O around the pure algorithms.
+
+1. Per member: read the stage-2 cal file (SCI, ERR, DQ, variances: astropy.io.fits), build
+   its source mask (:mod:`.masks`, bad pixels by jwst's DQ convention, :mod:`.dqflags`)
+   and put its normalised masked image into the group's stack.
+2. The background model is chosen from the group's own data (:mod:`.template_model`,
+   :mod:`.local_background`): a leave-one-out template (with the cross-validated
+   smoothing / stripes / detail), a per-exposure Background2D (groups below
+   ``MEDIAN_THRESH``), or nothing when nothing beats a flat background.
+3. Per member: subtract, add the template's noise to VAR_RNOISE (what stage 3's ``ivm``
+   weights use) and ERR; fill bad pixels outside sources (:mod:`.median_filter`, from the
+   subtracted neighbours); write the cleaned cal file (with provenance keywords and
+   HISTORY) and its maps.
+
+Filled pixels (jwst's ``pixel_replace`` convention): DO_NOT_USE cleared, FLUX_ESTIMATED
+set, and their VAR_RNOISE multiplied by :data:`FILLED_VARIANCE_FACTOR`, so that the
+drizzle's inverse-variance weights give them ~1e-4 of a measured pixel's weight: they only
+matter where no other dither measured the sky.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..fsutil import atomic_path
+from ..workspace import Workspace
+from . import dqflags, local_background as lb, masks as masks_mod, median_filter as mf, qa as qa_mod
+from . import super_background as sb, template_model as tm
+from .provenance import add_provenance
+
+log = logging.getLogger(__name__)
+
+#: Bits of the CLEANMAP extension of ``<stem>_segm.fits``.
+MAP_BITS = {"SOURCE": 1, "BAD": 2, "FILLED": 4, "OUTLIER": 8, "UNFILLED": 16, "UNCOVERED": 32,
+            "SKY": 64}
+
+VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
+
+#: The template's noise goes into VAR_RNOISE: jwst resample's default ``ivm`` weights are
+#: 1 / VAR_RNOISE, so a noisier (template-subtracted) pixel gets less weight.
+TEMPLATE_VARIANCE = "var_rnoise"
+
+#: VAR_RNOISE of a median-filled pixel is multiplied by this: weight 1e-4 of a measured one.
+FILLED_VARIANCE_FACTOR = 1.0e4
+
+#: At most this many members score the models (evenly spaced; enough to rank them).
+MAX_CV_MEMBERS = 6
+
+
+@dataclass
+class ExposureStats:
+    """Per-exposure figures for the summary."""
+
+    stem: str
+    group: str
+    n_sources: int = 0
+    n_small_removed: int = 0
+    fraction_masked: float = 0.0
+    n_mosaic_masked: int = 0  # second pass: pixels the projected mosaic mask added
+    n_bad: int = 0
+    n_filled: int = 0
+    n_unfilled: int = 0
+    n_outliers: int = 0
+    sky: float | None = None
+    method: str = "none"  # template | background2d | none
+    model: str = ""
+    scale: float | None = None
+    n_fit_pixels: int = 0
+    n_uncovered: int = 0
+    fraction_uncovered: float = 0.0
+    template: bool = False
+    sky_subtracted: bool = False
+    note: str = ""
+
+
+@dataclass
+class GroupStats:
+    """Per-group figures for the summary."""
+
+    name: str
+    key: list[str]
+    members: list[str]
+    template: bool = False
+    method: str = "none"
+    model: str = ""
+    cv_members: list[str] = field(default_factory=list)
+    cv_scores: dict = field(default_factory=dict)
+    reason: str = ""
+    skipped: bool = False  # done by an earlier run
+
+
+def group_name(key: tuple) -> str:
+    """A file-name-safe name of a group key."""
+    return "_".join(str(k).replace(".", "p").replace(" ", "") or "NA" for k in key)
+
+
+# ----------------------------------------------------------------------------- I/O
+
+@dataclass
+class Exposure:
+    """The arrays of one cal file the cleaning reads and writes (SCI in MJy/sr)."""
+
+    sci: np.ndarray
+    err: np.ndarray | None
+    dq: np.ndarray
+    variances: dict[str, np.ndarray]
+    header: dict
+    pixel_scale: float  # arcsec / pixel, from PIXAR_A2 (or the WCS)
+    fill: mf.FillResult | None = None
+
+
+def read_exposure(path: Path) -> Exposure:
+    """SCI, ERR, DQ and the variances of a cal file, and the primary-header facts."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        sci = np.array(hdul["SCI"].data, np.float32)
+        names = {h.name.lower() for h in hdul}
+        err = np.array(hdul["ERR"].data, np.float32) if "err" in names else None
+        dq = np.array(hdul["DQ"].data, np.uint32) if "dq" in names else np.zeros(sci.shape, np.uint32)
+        variances = {v: np.array(hdul[v.upper()].data, np.float32) for v in VARIANCES
+                     if v in names and hdul[v.upper()].data is not None and hdul[v.upper()].data.shape == sci.shape}
+        header = dict(hdul[0].header)
+        sh = hdul["SCI"].header
+    area = sh.get("PIXAR_A2") or header.get("PIXAR_A2")
+    if not area:
+        raise ValueError(f"{path.name} has no PIXAR_A2 (pixel area, arcsec^2) in its SCI header: "
+                         "not a stage-2 (photometrically calibrated) file")
+    scale = math.sqrt(float(area))
+    return Exposure(sci, err, dq, variances, header, scale)
+
+
+def write_cal(src: Path, exp: Exposure, final: Path, provenance: dict) -> None:
+    """The stage-2 file ``src`` with the cleaned arrays and provenance, as ``final`` (atomic)."""
+    from stdatamodels.jwst.datamodels import ImageModel
+
+    with ImageModel(str(src)) as model:
+        model.data = exp.sci
+        if exp.err is not None:
+            model.err = exp.err.astype(np.float32)
+        model.dq = exp.dq
+        for name, v in exp.variances.items():
+            setattr(model, name, v.astype(np.float32))
+        model.meta.filename = final.name
+        add_provenance(model, provenance)
+        with atomic_path(final) as tmp:
+            with open(tmp, "wb") as fh:  # a file object: stdatamodels keeps meta.filename
+                model.to_fits(fh)
+
+
+def write_maps(final: Path, stem: str, segm: np.ndarray, cmap: np.ndarray, group: str) -> None:
+    """``<stem>_segm.fits``: SEGM (int32 labels) and CLEANMAP (uint8, :data:`MAP_BITS`)."""
+    from astropy.io import fits
+
+    hdr = fits.Header()
+    hdr["EXPOSURE"] = stem
+    hdr["CLNGROUP"] = group
+    for name, bit in MAP_BITS.items():
+        hdr[f"MAP_{name}"[:8]] = (bit, f"CLEANMAP bit: {name.lower()}")
+    hdul = fits.HDUList([fits.PrimaryHDU(header=hdr),
+                         fits.ImageHDU(segm.astype(np.int32), name="SEGM"),
+                         fits.ImageHDU(cmap.astype(np.uint8), name="CLEANMAP")])
+    with atomic_path(final) as tmp:
+        hdul.writeto(tmp, overwrite=True)
+
+
+def psf_fwhm_pixels(filter_name: str, pixel_scale: float) -> float:
+    """Detection-kernel FWHM in pixels for a MIRI imager filter: the diffraction core
+    1.03 lambda / D of JWST (D = 6.5 m), lambda from the filter name (F770W: 7.70 um), at
+    least 2 pixels (the PSF is undersampled below ~7 um)."""
+    try:
+        wave_um = int(str(filter_name).strip().upper()[1:-1]) / 100.0
+    except ValueError:
+        return 3.0
+    fwhm_arcsec = 1.03 * wave_um * 1e-6 / 6.5 * 206264.806
+    return max(2.0, fwhm_arcsec / pixel_scale)
+
+
+# ----------------------------------------------------------------------------- steps
+
+def _fill(exp: Exposure, src_mask: np.ndarray, bad: np.ndarray, cfg: dict) -> None:
+    """The median filter (``MEDIAN_FILTER``), run last, on the background-subtracted image.
+
+    Targets are the pixels stage 3 would not use (``bad``: the DQ flags outside stage 3's
+    ``good_bits``, non-finite SCI or ERR) outside sources; NON_SCIENCE and reference
+    pixels are never filled."""
+    if not cfg["MEDIAN_FILTER"]:
+        return
+    protect = (exp.dq & np.uint32(dqflags.flag("NON_SCIENCE") | dqflags.flag("REFERENCE_PIXEL"))) != 0
+    targets = bad & ~protect
+    fill = mf.median_fill(exp.sci, exp.err, half_width=cfg["WINDOW_SIZE"], source_mask=src_mask,
+                          targets=targets, protect=protect, unusable=bad | protect,
+                          variances=exp.variances, outlier_sigma=cfg["clean_outlier_sigma"] or None,
+                          suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+    exp.sci, exp.err, exp.variances, exp.fill = fill.sci, fill.err, fill.variances, fill
+    f = fill.filled
+    if f.any():
+        if "var_rnoise" in exp.variances:
+            exp.variances["var_rnoise"][f] *= np.float32(FILLED_VARIANCE_FACTOR)
+            if exp.err is not None:
+                total = sum(v[f].astype(np.float64) for v in exp.variances.values())
+                exp.err[f] = np.sqrt(total).astype(np.float32)
+        dq = exp.dq.copy()
+        dq[f] = (dq[f] & np.uint32(~dqflags.flag("DO_NOT_USE") & 0xFFFFFFFF)) | np.uint32(dqflags.flag("FLUX_ESTIMATED"))
+        exp.dq = dq
+
+
+def _cleanmap(src, bad, exp: Exposure, excluded, uncovered) -> np.ndarray:
+    cmap = np.zeros(src.shape, np.uint8)
+    cmap[src] |= MAP_BITS["SOURCE"]
+    cmap[bad] |= MAP_BITS["BAD"]
+    if exp.fill is not None:
+        cmap[exp.fill.filled] |= MAP_BITS["FILLED"]
+        cmap[exp.fill.outliers] |= MAP_BITS["OUTLIER"]
+        cmap[exp.fill.unfilled] |= MAP_BITS["UNFILLED"]
+    if uncovered is not None:
+        cmap[uncovered] |= MAP_BITS["UNCOVERED"]
+    cmap[~excluded & np.isfinite(exp.sci)] |= MAP_BITS["SKY"]
+    return cmap
+
+
+@dataclass
+class _Member:
+    stem: str
+    smask: np.ndarray  # packed source mask
+    bad: np.ndarray  # packed bad-pixel mask
+    segm: tuple  # sparse segmentation (indices, labels)
+    shape: tuple
+    sky: float
+
+    def masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = int(np.prod(self.shape))
+        smask = np.unpackbits(self.smask, count=n).reshape(self.shape).astype(bool)
+        bad = np.unpackbits(self.bad, count=n).reshape(self.shape).astype(bool)
+        segm = np.zeros(n, np.int32)
+        segm[self.segm[0]] = self.segm[1]
+        return smask, bad, segm.reshape(self.shape)
+
+
+def _treatment(cfg: dict, n: int) -> tuple[str, str]:
+    """(policy, reason): 'large' (super background), 'small' (small_group_background), or 'off'."""
+    if not cfg["SUPER_BKG_SUB"]:
+        return "off", "SUPER_BKG_SUB is off"
+    if n >= max(int(cfg["MEDIAN_THRESH"]), 2):
+        return "large", ""
+    if cfg["small_group_background"] == "none":
+        return "off", (f"{n} exposure(s) < MEDIAN_THRESH={cfg['MEDIAN_THRESH']} and "
+                       "small_group_background = 'none'")
+    return "small", ""
+
+
+class _Group:
+    """The group's stack and the per-member leave-one-out templates with their variances."""
+
+    def __init__(self, shape: tuple, n: int):
+        self.stack = np.full((n,) + shape, np.nan, np.float32)
+        self.var_sum = np.zeros(shape, np.float64)
+        self.var_cnt = np.zeros(shape, np.int32)
+        self.norm_var: dict[int, np.ndarray] = {}
+        self.loo: sb.LeaveOneOut | None = None
+
+    def add(self, i: int, exp: Exposure, excluded: np.ndarray, sky: float) -> None:
+        plane = sb.masked_normalised(exp.sci, excluded, sky, out=self.stack[i])
+        if exp.err is not None:
+            plane[~np.isfinite(exp.err)] = np.nan
+            contrib = np.isfinite(plane)
+            v = np.full(plane.shape, np.nan)
+            v[contrib] = (exp.err[contrib].astype(np.float64) / sky) ** 2
+            self.var_sum[contrib] += v[contrib]
+            self.var_cnt += contrib
+            self.norm_var[i] = v
+
+    def finish(self, n_used: int) -> None:
+        self.stack = self.stack[:n_used]
+        self.loo = sb.leave_one_out(self.stack) if n_used >= 2 else None
+
+    def template(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        tmpl, n_others = self.loo.template(self.stack[i])
+        tvar = None
+        if i in self.norm_var:
+            tvar = sb.template_variance(self.var_sum, self.var_cnt, self.norm_var[i], n_others)
+        return tmpl, tvar
+
+
+def _choose(group: _Group, usable: list[str], policy: str, cfg: dict) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
+    """(method, template model, Background2D box, scores, scoring members) for the group."""
+    n = len(usable)
+    idx = sorted({round(k * (n - 1) / max(1, MAX_CV_MEMBERS - 1)) for k in range(min(n, MAX_CV_MEMBERS))})
+    names = [usable[i] for i in idx]
+    fixed = int(cfg["template_smooth"])
+    method_cfg = cfg["small_group_background"] if policy == "small" else "template"
+    scores: dict = {}
+    best_model, best_score = None, math.inf
+    if method_cfg in ("template", "auto") and group.loo is not None:
+        models = tm.candidates(include_none=(method_cfg == "auto" or fixed == 0)) if fixed == 0 \
+            else [tm.TemplateModel(fixed)]
+        own = [group.stack[i] for i in idx]
+        pairs = [group.template(i) for i in idx]
+        best_model, rel, best_score = tm.choose_model(own, [p[0] for p in pairs], [p[1] for p in pairs], models)
+        scores.update(rel)
+    box = None
+    if method_cfg in ("background2d", "auto"):
+        planes = [group.stack[i] for i in idx] if group.stack.shape[0] else []
+        box, bscores = lb.choose_box(planes) if planes else (None, {})
+        if box is not None and method_cfg == "auto" and best_model is not None and math.isfinite(best_score):
+            scores.update({k: round(v / best_score, 5) for k, v in bscores.items()})
+            if bscores[f"background2d_{box}"] >= best_score:
+                box = None
+        elif box is not None and method_cfg == "auto":
+            scores.update(bscores)
+    if box is not None:
+        return "background2d", None, box, scores, names
+    if best_model is None or not best_model.use_template:
+        return "none", best_model, None, scores, names
+    return "template", best_model, None, scores, names
+
+
+def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool = True,
+                extra_masks: dict[str, np.ndarray] | None = None, label: str = ""
+                ) -> tuple[GroupStats, list[ExposureStats]]:
+    """Clean the members of one group and write their products.
+
+    ``extra_masks`` (second pass): per exposure, source pixels to add to its own mask (the
+    first-pass mosaic's mask projected onto it, :mod:`.mosaic_mask`)."""
+    name = group_name(key)
+    gstats = GroupStats(name=name, key=list(key), members=list(stems))
+    policy, gstats.reason = _treatment(cfg, len(stems))
+    good_bits = dqflags.stage3_good_bits(cfg)
+    stats = {s: ExposureStats(stem=s, group=name) for s in stems}
+    kept: dict[str, _Member] = {}
+    group: _Group | None = None
+    usable: list[str] = []
+
+    for stem in stems:  # masks, and the stack (or, with no treatment, the products at once)
+        t0 = time.perf_counter()
+        st = stats[stem]
+        src = ws.output("stage2", stem)
+        exp = read_exposure(src)
+        bad = masks_mod.coverage_mask(exp.sci, exp.err, exp.dq, good_bits=good_bits)
+        sm = masks_mod.source_mask(exp.sci, exp.err, bad=bad, detect_thresh=cfg["DETECT_THRESH"],
+                                   small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
+                                   dilate_iterations=cfg["DILATE_ITERATIONS"], pixel_scale=exp.pixel_scale,
+                                   fwhm=psf_fwhm_pixels(exp.header.get("FILTER", ""), exp.pixel_scale),
+                                   suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+        if extra_masks is not None and stem in extra_masks:
+            extra = np.asarray(extra_masks[stem], bool)
+            if extra.shape != sm.mask.shape:
+                raise ValueError(f"{stem}: projected mosaic mask {extra.shape} differs from the exposure "
+                                 f"{sm.mask.shape}")
+            st.n_mosaic_masked = int(np.count_nonzero(extra & ~sm.mask & ~sm.bad))
+            sm.mask = sm.mask | (extra & ~sm.bad)
+        excluded = sm.mask | sm.bad
+        st.n_sources, st.n_small_removed = sm.n_sources, sm.n_removed
+        finite = np.isfinite(exp.sci)
+        st.fraction_masked = float(np.count_nonzero(sm.mask & finite) / max(1, np.count_nonzero(finite)))
+        st.n_bad = int(np.count_nonzero(sm.bad))
+        if policy == "off":
+            st.note = gstats.reason
+            before = np.array(exp.sci)
+            _finish(ws, stem, name, src, exp, sm.segm, sm.mask, sm.bad, excluded, None, cfg,
+                    {"method": "none", "group": name, "n_group": len(stems), "pass": label})
+            _fill_stats(st, exp)
+            if qa and stem == stems[0]:
+                qa_mod.exposure_png(ws, stem, before, exp.sci, sm.mask, sm.bad)
+            continue
+        nz = np.flatnonzero(sm.segm).astype(np.int64)
+        sky = sb.robust_sky(exp.sci, excluded)
+        st.sky = sky if math.isfinite(sky) else None
+        kept[stem] = _Member(stem, np.packbits(sm.mask), np.packbits(sm.bad), (nz, sm.segm.ravel()[nz]),
+                             exp.sci.shape, sky)
+        if not math.isfinite(sky) or sky <= 0:
+            st.note = f"sky level {sky!r} cannot normalise a template"
+            continue
+        if group is None:
+            group = _Group(exp.sci.shape, len(stems))
+        if exp.sci.shape != group.stack.shape[1:]:
+            raise ValueError(f"{stem}: shape {exp.sci.shape} differs from its group's {group.stack.shape[1:]}")
+        group.add(len(usable), exp, excluded, sky)
+        usable.append(stem)
+        log.info("clean %s: masks %.2f s", stem, time.perf_counter() - t0)
+
+    if policy == "off":
+        return gstats, [stats[s] for s in stems]
+    if group is not None:
+        group.finish(len(usable))
+    method, model, box = "none", None, None
+    if usable:
+        method, model, box, gstats.cv_scores, gstats.cv_members = _choose(group, usable, policy, cfg)
+    gstats.method = method
+    gstats.model = model.name if method == "template" else (f"box{box}" if box else "")
+    gstats.template = method == "template"
+    if method == "none":
+        gstats.reason = gstats.reason or ("no usable exposure" if not usable else
+                                          "cross-validation: no background model beat a flat background")
+    log.info("clean group %s: %s %s (scores %s)", name, method, gstats.model, gstats.cv_scores)
+    if qa and method == "template":
+        qa_mod.template_png(ws, name, group.loo.full)
+
+    for stem in stems:  # subtraction and products
+        st = stats[stem]
+        src = ws.output("stage2", stem)
+        exp = read_exposure(src)
+        smask, bad, segm = kept[stem].masks()
+        excluded = smask | bad
+        before = np.array(exp.sci)
+        uncovered = None
+        prov = {"method": "none", "group": name, "n_group": len(stems), "pass": label}
+        if stem in usable and method == "template":
+            uncovered = _subtract_template(exp, group, usable.index(stem), model, excluded, st)
+            prov.update(method="template", model=model.name, scale=st.scale)
+        elif stem in usable and method == "background2d":
+            bkg = lb.background2d(exp.sci, excluded, box)
+            if bkg is not None:
+                exp.sci = np.where(np.isfinite(bkg), exp.sci - bkg, exp.sci).astype(np.float32)
+                st.method, st.model, st.sky_subtracted = "background2d", f"box{box}", True
+                prov.update(method="background2d", model=f"box{box}")
+        if not st.sky_subtracted and not st.note:
+            st.note = gstats.reason or "not part of the group's background model"
+        _finish(ws, stem, name, src, exp, segm, smask, bad, excluded, uncovered, cfg, prov)
+        _fill_stats(st, exp)
+        if uncovered is not None:
+            st.n_uncovered = int(np.count_nonzero(uncovered))
+            st.fraction_uncovered = st.n_uncovered / max(1, int(np.count_nonzero(np.isfinite(before))))
+        if qa and stem == stems[0]:
+            qa_mod.exposure_png(ws, stem, before, exp.sci, smask, bad)
+    return gstats, [stats[s] for s in stems]
+
+
+def _subtract_template(exp: Exposure, group: _Group, i: int, model: tm.TemplateModel, excluded: np.ndarray,
+                       st: ExposureStats) -> np.ndarray | None:
+    """Subtract member ``i``'s modelled template (scale fitted on its sky); returns the
+    pixels the template did not cover (interpolated there, flagged UNCOVERED)."""
+    tmpl, tvar = group.template(i)
+    tmpl, tvar = tm.apply_model(tmpl, tvar, model)
+    scale, n_fit = sb.fit_scale(exp.sci, tmpl, excluded)
+    if not math.isfinite(scale):
+        st.note = "no sky pixel to fit the template's scale: no super background"
+        return None
+    filled_tmpl, holes = sb.fill_template_holes(tmpl, np.isfinite(exp.sci))
+    res = sb.subtract_template(exp.sci, filled_tmpl, scale, exp.err, tvar, exp.variances,
+                               var_name=TEMPLATE_VARIANCE)
+    exp.sci, exp.err, exp.variances = res.sci, res.err, res.variances
+    st.template, st.sky_subtracted, st.method, st.model = True, True, "template", model.name
+    st.scale, st.n_fit_pixels = scale, n_fit
+    return holes
+
+
+def _fill_stats(st: ExposureStats, exp: Exposure) -> None:
+    if exp.fill is not None:
+        st.n_filled, st.n_unfilled, st.n_outliers = exp.fill.n_filled, exp.fill.n_unfilled, exp.fill.n_outliers
+
+
+def segm_path(ws: Workspace, stem: str) -> Path:
+    return ws.dir("clean") / f"{stem}_segm.fits"
+
+
+def _finish(ws: Workspace, stem: str, group: str, src: Path, exp: Exposure, segm, smask, bad, excluded,
+            uncovered, cfg: dict, prov: dict) -> None:
+    """Fill, then write the maps and the cleaned cal file of one exposure."""
+    _fill(exp, smask, bad, cfg)
+    if uncovered is not None and exp.fill is not None:
+        uncovered &= ~exp.fill.filled  # a bad pixel the fill replaced is not left unsubtracted
+    prov = {**prov, "n_filled": exp.fill.n_filled if exp.fill is not None else 0}
+    write_maps(segm_path(ws, stem), stem, segm, _cleanmap(smask, bad, exp, excluded, uncovered), group)
+    write_cal(src, exp, ws.output("clean", stem), {**prov, "cfg": cfg})

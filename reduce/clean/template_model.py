@@ -1,0 +1,206 @@
+"""How much of a super-background template to believe: chosen from the group's own data.
+
+A leave-one-out template ``T`` (the median of the other members, normalised by their sky)
+holds the detector-fixed background of the group plus the noise of a median of a few
+exposures. Smoothing divides the noise but smears pixel-scale structure (column and row
+stripes, warm pixels) that repeats in every exposure and must be subtracted, not smoothed
+away. Which compromise is right depends on the pattern and on the group's depth, so no
+single constant can suit every program. Here each candidate model of the template,
+
+* ``box s``: a NaN-aware ``s x s`` box mean (``s = 1``: the raw median),
+* ``+stripes``: plus the column and row structure of the residual ``T - box(T)``
+  (means along each column and row over ``stripe_length`` pixels),
+* ``+detail``: plus the pixels of the remaining residual that exceed ``DETAIL_SIGMA`` times
+  the template's own noise (warm pixels and other pixel-scale features, kept unsmoothed),
+
+is scored by **cross-validation**: exposure ``i``'s own normalised sky (sources and bad
+pixels excluded) is predicted by the model of ``T_i``, which never saw exposure ``i``; the
+mean squared prediction error (after removing its median offset) summed over the members
+is the score. Its expectation is the exposure's own noise (the same for every candidate)
+plus the template's error, so the lowest score is the model that best removes the real
+pattern at the least added noise. ``none`` (no template: a flat background) is scored the
+same way and wins when the template does not help.
+
+Pure functions: numpy arrays in, numpy arrays out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "cv_score", "choose_model",
+           "DETAIL_SIGMA", "NONE"]
+
+#: A residual pixel is real template structure when above this many sigma of the template's
+#: own noise (false-positive rate 6e-5 per pixel for Gaussian noise).
+DETAIL_SIGMA = 4.0
+
+#: Squared residuals are clipped at this many robust sigma in the score (cosmic-ray
+#: remnants of one exposure must not decide for the whole group).
+CLIP_SIGMA = 30.0
+
+
+@dataclass(frozen=True)
+class TemplateModel:
+    """One way of using a template: a ``box`` x ``box`` smoothing (1 = none), plus column
+    and row structure (``stripes``) and significant pixels (``detail``) of the residual.
+    ``use_template = False`` is the no-template model (a flat background)."""
+
+    box: int = 1
+    stripes: bool = False
+    detail: bool = False
+    use_template: bool = True
+
+    @property
+    def name(self) -> str:
+        if not self.use_template:
+            return "none"
+        return f"box{self.box}" + ("+stripes" if self.stripes else "") + ("+detail" if self.detail else "")
+
+
+NONE = TemplateModel(use_template=False)
+
+
+def candidates(boxes: tuple[int, ...] = (1, 3, 5, 9, 17), include_none: bool = True) -> list[TemplateModel]:
+    """Every model to try: the raw template, each box with and without stripes and detail,
+    and (``include_none``) no template."""
+    out = [TemplateModel(1)]
+    for b in boxes:
+        if b > 1:
+            out += [TemplateModel(b, s, d) for s in (False, True) for d in (False, True)]
+    if include_none:
+        out.append(NONE)
+    return out
+
+
+def nan_box(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware box mean of ``size`` = (rows, columns) pixels, edges truncated.
+
+    Returns (mean, number of finite pixels averaged); NaN pixels of ``image`` stay NaN."""
+    from scipy.ndimage import uniform_filter
+
+    finite = np.isfinite(image)
+    num = uniform_filter(np.where(finite, image, 0.0).astype(np.float64), size, mode="constant")
+    den = uniform_filter(finite.astype(np.float64), size, mode="constant")
+    out = np.full(image.shape, np.nan)
+    ok = finite & (den > 0)
+    out[ok] = num[ok] / den[ok]
+    return out, den * size[0] * size[1]
+
+
+def stripe_length(shape: tuple[int, int]) -> int:
+    """Pixels averaged along a column or row for its stripe level: a quarter of the
+    image's smaller side, at least 32 (stripes span the detector; a local mean follows a
+    slow change along them)."""
+    return int(max(32, min(shape) // 4))
+
+
+def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: TemplateModel
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The template as ``model`` uses it, and its variance (normalised units squared).
+
+    Parameters
+    ----------
+    template : 2D `~numpy.ndarray`
+        Normalised leave-one-out template (NaN where not covered).
+    template_var : 2D `~numpy.ndarray`, optional
+        Its variance; needed for ``detail`` (without it the residual's robust standard
+        deviation is used as the noise) and returned transformed.
+    model : `TemplateModel`
+
+    Returns
+    -------
+    template, variance : 2D float32 `~numpy.ndarray`, 2D `~numpy.ndarray` or None
+        For ``none``: zeros (nothing to subtract beyond a constant) and zero variance.
+    """
+    t = np.asarray(template, np.float64)
+    if not model.use_template:
+        z = np.where(np.isfinite(t), 0.0, np.nan)
+        return z.astype(np.float32), None if template_var is None else np.zeros_like(t)
+    if model.box <= 1:
+        return t.astype(np.float32), template_var
+    smooth, n = nan_box(t, (model.box, model.box))
+    var = None if template_var is None else template_var / np.maximum(n, 1.0)
+    out = smooth
+    resid = t - smooth
+    if model.stripes:
+        L = stripe_length(t.shape)
+        col, _ = nan_box(resid, (L, 1))
+        resid = resid - col
+        row, _ = nan_box(resid, (1, L))
+        resid = resid - row
+        out = out + np.nan_to_num(col) + np.nan_to_num(row)
+        if var is not None:
+            var = var + 2.0 * template_var / L
+    if model.detail:
+        if template_var is not None:
+            sigma = np.sqrt(np.maximum(template_var, 0.0))
+        else:
+            r = resid[np.isfinite(resid)]
+            sigma = 1.4826 * float(np.median(np.abs(r - np.median(r)))) if r.size else np.inf
+        with np.errstate(invalid="ignore"):
+            keep = np.isfinite(resid) & (np.abs(resid) > DETAIL_SIGMA * sigma)
+        out = np.where(keep, out + resid, out)
+        if var is not None:
+            var = np.where(keep, template_var, var)
+    out = np.where(np.isfinite(t), out, np.nan)
+    return out.astype(np.float32), var
+
+
+def cv_score(own: np.ndarray, predicted: np.ndarray) -> tuple[float, int]:
+    """Mean squared error of ``predicted`` against ``own`` (both normalised; NaN = no
+    value) after removing the median offset; squared residuals beyond ``CLIP_SIGMA``
+    robust sigma are clipped. Returns (score, pixels used)."""
+    good = np.isfinite(own) & np.isfinite(predicted)
+    n = int(np.count_nonzero(good))
+    if n < 16:
+        return float("nan"), n
+    r = own[good].astype(np.float64) - predicted[good]
+    r -= np.median(r)
+    s = 1.4826 * float(np.median(np.abs(r)))
+    if s > 0:
+        np.clip(r, -CLIP_SIGMA * s, CLIP_SIGMA * s, out=r)
+    return float(np.mean(r * r)), n
+
+
+def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
+                 template_vars: list[np.ndarray | None], models: list[TemplateModel] | None = None
+                 ) -> tuple[TemplateModel, dict[str, float], float]:
+    """The model with the lowest cross-validated score over the given members.
+
+    Parameters
+    ----------
+    own_planes : list of 2D `~numpy.ndarray`
+        Each member's normalised image with sources and bad pixels NaN.
+    templates, template_vars : lists of 2D `~numpy.ndarray`
+        Each member's leave-one-out template (it never contains the member) and its variance.
+    models : list of `TemplateModel`, optional
+        Default :func:`candidates`.
+
+    Returns
+    -------
+    best : `TemplateModel`
+    scores : dict of str -> float
+        Every model's score relative to the best (1.0 = best; e.g. 1.08 = 8 % more
+        squared error), for the summary.
+    best_score : float
+        The best model's absolute score (normalised units squared).
+    """
+    models = candidates() if models is None else models
+    totals: dict[TemplateModel, float] = {}
+    for m in models:
+        sse, npx = 0.0, 0
+        for own, tmpl, tvar in zip(own_planes, templates, template_vars):
+            pred, _ = apply_model(tmpl, tvar, m)
+            score, n = cv_score(own, pred)
+            if np.isfinite(score):
+                sse += score * n
+                npx += n
+        totals[m] = sse / npx if npx else float("inf")
+    best = min(models, key=lambda m: (totals[m], models.index(m)))
+    ref = totals[best]
+    scores = {m.name: (round(totals[m] / ref, 5) if ref > 0 and np.isfinite(totals[m]) else None)
+              for m in models}
+    return best, scores, ref

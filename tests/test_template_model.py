@@ -1,0 +1,85 @@
+"""The template model the group's data choose (cross-validation), on synthetic groups with
+different detector patterns: each pattern must lead to the model that removes it."""
+
+import numpy as np
+import pytest
+
+from reduce.clean import local_background as lb
+from reduce.clean import super_background as sb
+from reduce.clean import template_model as tm
+
+SHAPE = (128, 128)
+
+
+def _group(pattern, n=6, noise=0.01, seed=0):
+    """n normalised exposures = 1 + pattern + white noise, their leave-one-out templates
+    and template variances."""
+    rng = np.random.default_rng(seed)
+    stack = (1.0 + pattern[None] + noise * rng.normal(size=(n,) + SHAPE)).astype(np.float32)
+    loo = sb.leave_one_out(stack)
+    own = [stack[i] for i in range(n)]
+    tmpls, tvars = [], []
+    for i in range(n):
+        t, n_others = loo.template(stack[i])
+        tmpls.append(t)
+        tvars.append(np.full(SHAPE, sb.MEDIAN_EFFICIENCY ** 2 * noise ** 2 / n_others))
+    return own, tmpls, tvars
+
+
+def _smooth_pattern(amp=0.02):
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]] / SHAPE[0]
+    return amp * (np.sin(2 * np.pi * xx) * np.cos(np.pi * yy))
+
+
+def test_smooth_pattern_gets_a_box():
+    best, scores, _ = tm.choose_model(*_group(_smooth_pattern()))
+    assert best.use_template and best.box > 1
+    assert scores["box1"] > 1.0 and scores["none"] > 1.0
+
+
+def test_column_stripes_are_kept_not_smoothed_away():
+    rng = np.random.default_rng(3)
+    stripes = np.broadcast_to(0.01 * rng.normal(size=SHAPE[1])[None, :], SHAPE)
+    best, scores, _ = tm.choose_model(*_group(_smooth_pattern() + stripes))
+    assert best.stripes or best.box == 1
+    box_only = min(v for k, v in scores.items() if k.startswith("box") and "+" not in k and k != "box1")
+    assert box_only > 1.05  # smoothing without stripes is clearly worse
+
+
+def test_warm_pixels_are_kept_by_detail():
+    rng = np.random.default_rng(4)
+    warm = np.zeros(SHAPE)
+    idx = rng.choice(warm.size, size=int(0.003 * warm.size), replace=False)
+    warm.flat[idx] = rng.uniform(0.1, 0.5, size=idx.size)  # 10-50 sigma, in every exposure
+    best, scores, _ = tm.choose_model(*_group(_smooth_pattern() + warm))
+    assert best.detail or best.box == 1
+    t, v = _group(_smooth_pattern() + warm)[1][0], _group(_smooth_pattern() + warm)[2][0]
+    kept, _ = tm.apply_model(t, v, tm.TemplateModel(9, detail=True))
+    assert np.median(np.abs(kept.flat[idx] - (1 + _smooth_pattern() + warm).flat[idx])) < 0.05
+
+
+def test_no_pattern_prefers_no_or_heavily_smoothed_template():
+    best, scores, _ = tm.choose_model(*_group(np.zeros(SHAPE)))
+    assert (not best.use_template) or best.box >= 9
+    assert scores["box1"] > 1.1  # the raw template only adds noise
+
+
+def test_apply_model_keeps_holes_and_reduces_variance():
+    own, tmpls, tvars = _group(_smooth_pattern())
+    t = tmpls[0].copy()
+    t[10:20, 10:20] = np.nan
+    out, var = tm.apply_model(t, tvars[0], tm.TemplateModel(5))
+    assert np.isnan(out[10:20, 10:20]).all() and np.isfinite(out[40:50, 40:50]).all()
+    assert np.nanmax(var[40:50, 40:50]) == pytest.approx(tvars[0][0, 0] / 25)
+    none, _ = tm.apply_model(t, tvars[0], tm.NONE)
+    assert np.nanmax(np.abs(none)) == 0
+
+
+def test_background2d_cross_validation_prefers_it_on_a_gradient():
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]] / SHAPE[0]
+    rng = np.random.default_rng(5)
+    img = 1 + 0.05 * xx + 0.03 * yy ** 2 + 0.01 * rng.normal(size=SHAPE)
+    s_b2d, n = lb.cv_background2d(img, 32)
+    s_none, _ = tm.cv_score(img, np.zeros(SHAPE))
+    assert n > 0.9 * img.size and s_b2d < 0.5 * s_none
+    assert s_b2d < 1.5 * 0.01 ** 2  # about the noise alone
