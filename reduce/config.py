@@ -7,6 +7,14 @@ installed pipeline's own step specifications (see :func:`check_step_parameters`)
 
 Load order: built-in defaults < ``--config FILE`` < command-line flags. The effective
 configuration is written into the workspace as ``config.toml``.
+
+Origins: :func:`load` returns a :class:`Config`, a plain dict that also records where each
+value came from (``origins``): "config default" (the built-in defaults below), "config file
+<path>" or "command line". :func:`to_toml` writes a non-default origin as a trailing
+``# from: <origin>`` comment, and :func:`load` reads those comments back from an effective
+configuration (a file that starts with :data:`EFFECTIVE_HEADER`), so a stage rerun on a
+workspace keeps the origins of the run that wrote it. Where jwst itself and CRDS parameter
+references come in is :mod:`reduce.stages.parameters`.
 """
 
 from __future__ import annotations
@@ -81,15 +89,68 @@ PIPELINE_CLASSES = {
     "image3": "Image3Pipeline",
 }
 
+ORIGIN_DEFAULT = "config default"
+ORIGIN_CLI = "command line"
+EFFECTIVE_HEADER = "# mirim-reduce effective configuration"
+_FROM = re.compile(r"\s#\s*from:\s*(.+?)\s*$")
+
+
+def file_origin(path: Path | str) -> str:
+    """The origin of a value read from the config file ``path``."""
+    return f"config file {path}"
+
+
+class Config(dict):
+    """A configuration (a plain dict of the schema) with ``origins``: where each value came from.
+
+    ``origins`` maps top-level keys and ``"<pipeline>.<step>.<parameter>"`` to "config default",
+    "config file <path>" or "command line". Equality, TOML and JSON see only the dict; copies
+    and pickles (worker processes) keep the origins.
+    """
+
+    def __init__(self, *args, origins: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.origins = dict(origins or {})
+
+
+def _keys(cfg: dict[str, Any]):
+    """(origin key, value) of every top-level value and every step parameter of ``cfg``."""
+    for key, value in cfg.items():
+        if key in PIPELINE_CLASSES:
+            for step, params in value.items():
+                for name, v in params.items():
+                    yield f"{key}.{step}.{name}", v
+        else:
+            yield key, value
+
+
+def _builtin(key: str) -> Any:
+    """The built-in default of an origin key (a unique sentinel when there is none)."""
+    parts = key.split(".")
+    if len(parts) == 3:
+        return PIPELINE_DEFAULTS.get(parts[0], {}).get(parts[1], {}).get(parts[2], _builtin)
+    spec = SEED_PARAMETERS.get(key) or RUN_PARAMETERS.get(key)
+    return spec[0] if spec else _builtin
+
+
+def origins(cfg: dict[str, Any]) -> dict[str, str]:
+    """Origin of every value of ``cfg``: the recorded one, else "config default" when the value is
+    the built-in default and "unrecorded" when it is not (a plain dict built by hand)."""
+    recorded = getattr(cfg, "origins", {})
+    return {key: recorded.get(key) or (ORIGIN_DEFAULT if _builtin(key) == value else "unrecorded")
+            for key, value in _keys(cfg)}
+
+
 _MOSAIC_PER = ("observation", "filter")
 _SMALL_GROUP = ("auto", "template", "background2d", "none")
 
 
-def defaults() -> dict[str, Any]:
-    """The built-in configuration."""
-    cfg: dict[str, Any] = {k: v[0] for k, v in SEED_PARAMETERS.items()}
+def defaults() -> Config:
+    """The built-in configuration (every origin "config default")."""
+    cfg = Config({k: v[0] for k, v in SEED_PARAMETERS.items()})
     cfg.update({k: v[0] for k, v in RUN_PARAMETERS.items()})
     cfg.update(copy.deepcopy(PIPELINE_DEFAULTS))
+    cfg.origins = {key: ORIGIN_DEFAULT for key, _ in _keys(cfg)}
     return cfg
 
 
@@ -101,13 +162,22 @@ def _check_scalar(key: str, value: Any, typ: type) -> Any:
     return value
 
 
-def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[str, Any]:
-    """Return ``base`` updated with ``override``; unknown keys and wrong types raise ConfigError."""
-    out = copy.deepcopy(base)
+def merge(base: dict[str, Any], override: dict[str, Any], source: str, *, origin: str | None = None,
+          key_origins: dict[str, str] | None = None) -> Config:
+    """Return ``base`` updated with ``override``; unknown keys and wrong types raise ConfigError.
+
+    ``source`` names the override in errors. Every value of ``override`` gets the origin
+    ``key_origins[key]``, else ``origin``, else "command line" when ``source`` is "command line"
+    and "config file <source>" otherwise; the other values keep those of ``base``.
+    """
+    out = Config(copy.deepcopy(dict(base)), origins=origins(base))
+    origin = origin or (ORIGIN_CLI if source == ORIGIN_CLI else file_origin(source))
+    key_origins = key_origins or {}
     schema = {**SEED_PARAMETERS, **RUN_PARAMETERS}
     for key, value in override.items():
         if key in schema:
             out[key] = _check_scalar(key, value, schema[key][1])
+            out.origins[key] = key_origins.get(key, origin)
         elif key in PIPELINE_CLASSES:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: [{key}] must be a table of steps")
@@ -115,6 +185,8 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[s
                 if not isinstance(params, dict):
                     raise ConfigError(f"{source}: [{key}.{step}] must be a table of step parameters")
                 out[key].setdefault(step, {}).update(params)
+                for name in params:
+                    out.origins[f"{key}.{step}.{name}"] = key_origins.get(f"{key}.{step}.{name}", origin)
         else:
             raise ConfigError(f"{source}: unknown config key {key!r} "
                               f"(known: {', '.join(sorted(schema) + sorted(PIPELINE_CLASSES))})")
@@ -134,20 +206,50 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str) -> dict[s
     return out
 
 
-def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults, then the TOML file at ``path``, then ``overrides`` (e.g. CLI flags)."""
+def _recorded_origins(text: str, data: dict[str, Any]) -> dict[str, str]:
+    """Origins recorded in an effective configuration written by :func:`to_toml`.
+
+    A value with a ``# from: <origin>`` comment has that origin; one without has "config default"
+    when it is still the built-in default (else the caller's file origin applies: edited by hand).
+    """
+    if not text.startswith(EFFECTIVE_HEADER):
+        return {}
+    out, table = {}, ""
+    for line in text.splitlines():
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            table = line.strip()[1:-1].strip() + "."
+            continue
+        m = _FROM.search(line)
+        if not m or line.lstrip().startswith("#"):
+            continue
+        try:  # the comment must follow a complete `key = value` (not sit inside a string)
+            pair = tomllib.loads(line[:m.start()])
+        except tomllib.TOMLDecodeError:
+            continue
+        if len(pair) == 1:
+            out[table + next(iter(pair))] = m.group(1)
+    for key, value in _keys(data):
+        if key not in out and _builtin(key) == value:
+            out[key] = ORIGIN_DEFAULT
+    return out
+
+
+def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file at ``path``, then ``overrides`` (e.g. CLI flags), with origins."""
     cfg = defaults()
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = tomllib.loads(path.read_text())
+            text = path.read_text()
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        cfg = merge(cfg, data, str(path))
+        cfg = merge(cfg, data, str(path), origin=file_origin(path.absolute()),
+                    key_origins=_recorded_origins(text, data))
     if overrides:
-        cfg = merge(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
+        cfg = merge(cfg, {k: v for k, v in overrides.items() if v is not None}, ORIGIN_CLI)
     return cfg
 
 
@@ -218,14 +320,21 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(cfg: dict[str, Any]) -> str:
-    """Serialise a configuration (deterministic order, with the descriptions as comments)."""
-    lines = ["# mirim-reduce effective configuration", ""]
+    """Serialise a configuration (deterministic order, with the descriptions as comments, and the
+    origin of every value that is not a built-in default as a trailing ``# from: <origin>``)."""
+    where = getattr(cfg, "origins", {})  # a plain dict: no comments (its origins are not known)
+
+    def line(key: str, name: str, value: Any) -> str:
+        origin = where.get(key, ORIGIN_DEFAULT)
+        return f"{name} = {_toml_value(value)}" + ("" if origin == ORIGIN_DEFAULT else f"  # from: {origin}")
+
+    lines = [EFFECTIVE_HEADER, ""]
     for key, (_, _, doc) in {**SEED_PARAMETERS, **RUN_PARAMETERS}.items():
         lines.append(f"# {doc}")
-        lines.append(f"{key} = {_toml_value(cfg[key])}")
+        lines.append(line(key, key, cfg[key]))
     for section in PIPELINE_CLASSES:
         for step in sorted(cfg[section]):
             lines += ["", f"[{section}.{step}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(cfg[section][step].items())
+            lines += [line(f"{section}.{step}.{k}", k, v) for k, v in sorted(cfg[section][step].items())
                       if v is not None]
     return "\n".join(lines) + "\n"

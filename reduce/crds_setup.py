@@ -5,6 +5,11 @@ first. The server URL contains ``serverless``: CRDS never touches the network an
 cache's ``config/jwst/server_config``. :func:`reduce.crds_tools.check_exposures` computes the best
 references of every exposure offline and fails, naming the reference type and the exposure,
 when the context does not cover an exposure or the cache lacks a file.
+
+CRDS parameter references (``pars-*``) are honoured as stpipe honours them: nothing here sets
+``STPIPE_DISABLE_CRDS_STEPPARS`` (a user who sets it gets jwst's behaviour: no CRDS step
+parameters). A context that maps them N/A (the demo one) gives no parameters and no error;
+:mod:`reduce.stages.parameters` records which ones a context selects and their values.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def _operational_context(path: Path) -> str:
 
 
 def offline_environment() -> None:
-    """Serverless CRDS and no CRDS step parameters: call before crds or jwst is imported.
+    """Serverless CRDS: call before crds or jwst is imported.
 
     CRDS fixes its server URL and mode at import; the cache path and context are read later.
     """
@@ -54,7 +59,6 @@ def offline_environment() -> None:
         if "crds" in sys.modules:
             raise RuntimeError("crds was imported before reduce.crds_setup.offline_environment()")
         os.environ["CRDS_SERVER_URL"] = SERVERLESS_URL
-    os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")
 
 
 def configure(path: Path | None = None, context: str | None = None) -> CrdsSettings:

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__, clean, config as config_mod, crds_setup, crds_tools, inputs
 from .errors import InputError, StageError
 from .fsutil import remove_tree, write_json, write_text
-from .stages import stage1, stage2, stage3
+from .stages import parameters, stage1, stage2, stage3
 from .stages.runner import Outcome, Task, run_task
 from .workspace import STAGES, FirstPass, Workspace
 
@@ -107,6 +107,7 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     check = crds_tools.check_exposures([e.path for e in exposures], settings)
     if not check.ok:
         raise check.error()
+    step_pars = parameters.lookup([e.path for e in exposures], settings.context)  # CRDS pars-* references
     crds_seconds = time.perf_counter() - t0
     with ws, _run_log(ws) as log:
         _remove_scratch(ws)
@@ -125,7 +126,8 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
         summary.crds_context = settings.context
         log.info("CRDS context %s in %s (read-only: %s)", settings.context, settings.path, settings.readonly)
         write_json(ws.root / "crds.json", {"context": settings.context, "path": str(settings.path),
-                                            "references": _local_references(check.references)})
+                                            "references": _local_references(check.references),
+                                            "parameter_references": step_pars})
         summary.stage_seconds["crds"] = crds_seconds
 
         stems = [e.stem for e in exposures]

@@ -13,7 +13,6 @@ _CRDS_PATH = Path(os.environ.get("MIRIM_TEST_CRDS_PATH")
                   or Path(tempfile.gettempdir()) / f"mirim-test-crds-{os.getuid()}")
 os.environ["CRDS_PATH"] = str(_CRDS_PATH)
 os.environ["CRDS_SERVER_URL"] = "https://jwst-serverless-mode.stsci.edu"
-os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "true")
 os.environ.pop("CRDS_CONTEXT", None)  # set by the crds_cache fixture once built
 
 import pytest  # noqa: E402

@@ -81,3 +81,35 @@ def test_skip_bkgsub_skips_skymatch():
     cfg = config.load(None, {"SKIP_BKGSUB": True})
     assert config.step_overrides(cfg, "image3")["skymatch"]["skip"] is True
     assert "skip" not in config.step_overrides(config.defaults(), "image3")["skymatch"]
+
+
+def test_origins_follow_the_load_order(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('DETECT_THRESH = 5\n[image3.tweakreg]\nsearchrad = 2.5\n[image3.source_catalog]\nnpixels = 30\n')
+    cfg = config.load(f, {"WINDOW_SIZE": 3, "jobs": None})
+    where = config.origins(cfg)
+    assert where["DETECT_THRESH"] == where["image3.tweakreg.searchrad"] == f"config file {f.absolute()}"
+    assert where["image3.source_catalog.npixels"] == f"config file {f.absolute()}"
+    assert where["WINDOW_SIZE"] == "command line"
+    assert where["jobs"] == where["image3.tweakreg.minobj"] == where["detector1.jump.maximum_cores"] == "config default"
+    assert config.origins(config.defaults()) == {k: "config default" for k in config.origins(config.defaults())}
+
+
+def test_effective_config_keeps_origins_and_gains_only_comments(tmp_path):
+    import re
+
+    f = tmp_path / "c.toml"
+    f.write_text('[image3.tweakreg]\nsearchrad = 2.5\n')
+    cfg = config.load(f, {"DETECT_THRESH": 4.0})
+    text = config.to_toml(cfg)
+    assert re.sub(r"  # from: .*", "", text) == config.to_toml(dict(cfg))  # the content as before
+    assert "searchrad = 2.5  # from: config file" in text and "DETECT_THRESH = 4.0  # from: command line" in text
+    eff = tmp_path / "config.toml"
+    eff.write_text(text)
+    again = config.load(eff)
+    assert again == cfg and again.origins == cfg.origins  # a stage rerun keeps the run's origins
+    eff.write_text(text.replace("minobj = 7", "minobj = 8"))  # edited by hand: that file is the origin
+    assert config.origins(config.load(eff))["image3.tweakreg.minobj"] == f"config file {eff.absolute()}"
+    user = tmp_path / "user.toml"  # a user's file: comments are just comments
+    user.write_text('WINDOW_SIZE = 2  # from: command line\n')
+    assert config.origins(config.load(user))["WINDOW_SIZE"] == f"config file {user.absolute()}"

@@ -3,18 +3,22 @@
 The hook :func:`run` takes the stage-2 cal files and returns the files stage 3 must use.
 It never modifies the stage-2 files: cleaned exposures are new files in ``clean/``.
 
-Modules: :mod:`.masks` (photutils source masks), :mod:`.median_filter` (bad-pixel fill),
-:mod:`.super_background` (grouping and leave-one-out templates) and
-:mod:`.mosaic_mask` (second pass: a mosaic's mask projected onto an exposure) hold pure
-array functions; :mod:`.step` does the FITS I/O, the products and the resumption by
-group. The second pass itself (clean, mosaic, mask, clean again) is orchestrated by
-:func:`reduce.orchestrate._clean`, since it runs stage 3 in between.
+Modules: :mod:`.dqflags` (bad pixels by jwst's flag names), :mod:`.masks` (photutils
+source masks), :mod:`.median_filter` (bad-pixel fill), :mod:`.super_background` (grouping
+and leave-one-out templates), :mod:`.template_model` (how much of a template to believe,
+cross-validated in the group), :mod:`.local_background` (per-exposure Background2D for
+small groups) and :mod:`.mosaic_mask` (second pass: a mosaic's mask projected onto an
+exposure) hold pure array functions; :mod:`.group` cleans one group (FITS I/O),
+:mod:`.step` the groups with resumption and the summary, :mod:`.provenance` and :mod:`.qa`
+the keywords and quick-look PNGs. The second pass itself (clean, mosaic, mask, clean
+again) is orchestrated by :func:`reduce.orchestrate._clean`, since it runs stage 3 in between.
 
-Products in ``clean/``: ``<stem>_cal.fits`` (what stage 3 reads), ``<stem>_segm.fits``
-(SEGM: segmentation; CLEANMAP: bits of :data:`.step.MAP_BITS`), ``clean_summary.json``
-(per exposure: group, scale factor, fraction masked, filled and uncovered pixels; per
-group: members, template made or why not) and ``qa/*.png``. Filled pixels have
-DO_NOT_USE cleared and FLUX_ESTIMATED set in DQ.
+Products in ``clean/``: ``<stem>_cal.fits`` (what stage 3 reads; S_MRCLN / MRC_* keywords
+and HISTORY say what was done), ``<stem>_segm.fits`` (SEGM: segmentation; CLEANMAP: bits
+of :data:`.group.MAP_BITS`), ``clean_summary.json`` (per exposure: group, method, model,
+scale, fraction masked, filled and uncovered pixels; per group: members, the chosen
+background model and every candidate's cross-validated score) and ``qa/*.png``. Filled
+pixels have DO_NOT_USE cleared, FLUX_ESTIMATED set and a VAR_RNOISE 1e4 times larger.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ TEMPLATE_VARIANCE = "var_rnoise"
 FILLED_VARIANCE_FACTOR = 1.0e4
 
 #: At most this many members score the models (evenly spaced; enough to rank them).
-MAX_CV_MEMBERS = 6
+MAX_CV_MEMBERS = 4
 
 
 @dataclass

@@ -24,7 +24,7 @@ __all__ = ["mosaic_source_mask", "project_mask"]
 
 def mosaic_source_mask(sci: np.ndarray, wht: np.ndarray, *, detect_thresh: float,
                        small_source_thresh: int = 0, dilate_seg: bool = True, dilate_iterations: int = 2,
-                       pixel_scale: float = 0.1108, suppress_warnings: bool = True) -> np.ndarray:
+                       pixel_scale: float = 0.1108, fwhm: float = 3.0, suppress_warnings: bool = True) -> np.ndarray:
     """Source mask of a mosaic (bool, True = source).
 
     Parameters
@@ -37,13 +37,15 @@ def mosaic_source_mask(sci: np.ndarray, wht: np.ndarray, *, detect_thresh: float
         As for one exposure (DETECT_THRESH, SMALL_SOURCE_THRESH, DILATE_SEG, DILATE_ITERATIONS).
     pixel_scale : float
         Mosaic pixel scale in arcsec (minimum source area).
+    fwhm : float
+        Detection kernel FWHM in mosaic pixels.
     """
     nodata = ~(np.asarray(wht) > 0) | ~np.isfinite(sci)
     img = np.where(nodata, np.nan, np.asarray(sci, np.float32))
     dq = nodata.astype(np.uint32)  # DO_NOT_USE: excluded before detection
     sm = masks.source_mask(img, None, dq, detect_thresh=detect_thresh, small_source_thresh=small_source_thresh,
                            dilate_seg=dilate_seg, dilate_iterations=dilate_iterations, pixel_scale=pixel_scale,
-                           suppress_warnings=suppress_warnings)
+                           fwhm=fwhm, suppress_warnings=suppress_warnings)
     return sm.mask & ~nodata
 
 

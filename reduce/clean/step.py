@@ -24,7 +24,7 @@ from ..fsutil import atomic_path, write_json
 from ..workspace import Workspace
 from . import super_background as sb
 from . import dqflags
-from .group import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE, clean_group, group_name
+from .group import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE, clean_group, group_name, psf_fwhm_pixels
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,8 @@ def mosaic_masks(first: Workspace, stems: list[str], cfg: dict) -> tuple[dict[st
             sci, wht = np.array(m.data, np.float32), np.array(m.wht, np.float32)
             mwcs = m.meta.wcs
             scale = math.sqrt(float(m.meta.photometry.pixelarea_steradians)) * 206264.806
-        mmask = mosaic_source_mask(sci, wht, detect_thresh=cfg["DETECT_THRESH"],
+            filt = m.meta.instrument.filter or ""
+        mmask = mosaic_source_mask(sci, wht, detect_thresh=cfg["DETECT_THRESH"], fwhm=psf_fwhm_pixels(filt, scale),
                                    small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
                                    dilate_iterations=cfg["DILATE_ITERATIONS"], pixel_scale=scale,
                                    suppress_warnings=cfg["SUPPRESS_WARNINGS"])

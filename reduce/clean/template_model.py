@@ -63,7 +63,7 @@ class TemplateModel:
 NONE = TemplateModel(use_template=False)
 
 
-def candidates(boxes: tuple[int, ...] = (1, 3, 5, 9, 17), include_none: bool = True) -> list[TemplateModel]:
+def candidates(boxes: tuple[int, ...] = (1, 3, 5, 9, 17, 33, 65), include_none: bool = True) -> list[TemplateModel]:
     """Every model to try: the raw template, each box with and without stripes and detail,
     and (``include_none``) no template."""
     out = [TemplateModel(1)]
@@ -165,6 +165,45 @@ def cv_score(own: np.ndarray, predicted: np.ndarray) -> tuple[float, int]:
     return float(np.mean(r * r)), n
 
 
+def _predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]):
+    """``{model: predicted template}`` for every model, sharing the smoothing of a box
+    between its variants (the same arrays :func:`apply_model` gives)."""
+    t = np.asarray(template, np.float64)
+    finite = np.isfinite(t)
+    out: dict[TemplateModel, np.ndarray] = {}
+    for box in sorted({m.box for m in models if m.use_template}):
+        variants = [m for m in models if m.use_template and m.box == box]
+        if box <= 1:
+            for m in variants:
+                out[m] = t
+            continue
+        smooth, _ = nan_box(t, (box, box))
+        resid = t - smooth
+        stripes = None
+        if any(m.stripes for m in variants):
+            L = stripe_length(t.shape)
+            col, _ = nan_box(resid, (L, 1))
+            row, _ = nan_box(resid - col, (1, L))
+            stripes = np.nan_to_num(col) + np.nan_to_num(row)
+        for m in variants:
+            base = smooth + stripes if m.stripes else smooth
+            if m.detail:
+                r = t - base
+                if template_var is not None:
+                    sigma = np.sqrt(np.maximum(template_var, 0.0))
+                else:
+                    rr = r[np.isfinite(r)]
+                    sigma = 1.4826 * float(np.median(np.abs(rr - np.median(rr)))) if rr.size else np.inf
+                with np.errstate(invalid="ignore"):
+                    keep = np.isfinite(r) & (np.abs(r) > DETAIL_SIGMA * sigma)
+                base = np.where(keep, t, base)
+            out[m] = np.where(finite, base, np.nan)
+    for m in models:
+        if not m.use_template:
+            out[m] = np.where(finite, 0.0, np.nan)
+    return out
+
+
 def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
                  template_vars: list[np.ndarray | None], models: list[TemplateModel] | None = None
                  ) -> tuple[TemplateModel, dict[str, float], float]:
@@ -189,16 +228,15 @@ def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
         The best model's absolute score (normalised units squared).
     """
     models = candidates() if models is None else models
-    totals: dict[TemplateModel, float] = {}
-    for m in models:
-        sse, npx = 0.0, 0
-        for own, tmpl, tvar in zip(own_planes, templates, template_vars):
-            pred, _ = apply_model(tmpl, tvar, m)
+    sse = {m: 0.0 for m in models}
+    npx = {m: 0 for m in models}
+    for own, tmpl, tvar in zip(own_planes, templates, template_vars):
+        for m, pred in _predictions(tmpl, tvar, models).items():
             score, n = cv_score(own, pred)
             if np.isfinite(score):
-                sse += score * n
-                npx += n
-        totals[m] = sse / npx if npx else float("inf")
+                sse[m] += score * n
+                npx[m] += n
+    totals = {m: (sse[m] / npx[m] if npx[m] else float("inf")) for m in models}
     best = min(models, key=lambda m: (totals[m], models.index(m)))
     ref = totals[best]
     scores = {m.name: (round(totals[m] / ref, 5) if ref > 0 and np.isfinite(totals[m]) else None)

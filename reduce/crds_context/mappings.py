@@ -98,12 +98,13 @@ def write_imap(directory: Path, selections: MappingABC[str, str], instrument: st
 
 
 def write_rmap(directory: Path, reftype: str, rows: Iterable[tuple[tuple[str, ...], str]],
-               instrument: str = "MIRI", serial: int = SERIAL, file_ext: str = ".fits") -> str:
-    """Write a reference mapping: ``rows`` are (match values in PARKEYS[reftype] order, reference
-    file name); each match gets a UseAfter selector at MATCH_USEAFTER. 'N/A' matches any value,
-    'A|B' lists alternatives. Returns the rmap name."""
+               instrument: str = "MIRI", serial: int = SERIAL, file_ext: str = ".fits",
+               parkey: tuple[str, ...] | None = None) -> str:
+    """Write a reference mapping: ``rows`` are (match values in ``parkey`` order, default
+    PARKEYS[reftype], reference file name); each match gets a UseAfter selector at
+    MATCH_USEAFTER. 'N/A' matches any value, 'A|B' lists alternatives. Returns the rmap name."""
     name = rmap_name(reftype, instrument, serial)
-    parkey = PARKEYS[reftype]
+    parkey = tuple(parkey) if parkey is not None else PARKEYS[reftype]
     header = {
         "classes": ("Match", "UseAfter"), "derived_from": DERIVED_FROM, "file_ext": file_ext,
         "filekind": reftype.upper(), "filetype": reftype.upper(), "instrument": instrument.upper(),

@@ -3,7 +3,11 @@
 Keys: ``format``; ``tool`` {name, version}; ``versions`` (python and the libraries that shape
 the science); ``crds`` {context, references per exposure} from ``WORKSPACE/crds.json``;
 ``image`` (present when running in the mirim-reduce container image, see
-:data:`IMAGE_ENV`); ``config`` (the effective configuration); ``date`` (the stamp used in
+:data:`IMAGE_ENV`); ``config`` (the effective configuration); ``config_origins`` (where each
+value that is not a built-in default came from: "config file <path>" or "command line");
+``step_parameters`` (every jwst step parameter that something sets, per pipeline and group of
+exposures sharing CRDS parameter references: value, origin, jwst default and superseded values,
+see :func:`reduce.stages.parameters.provenance`); ``date`` (the stamp used in
 product names); ``inputs`` [{name, bytes, sha256}]; ``products`` [{path (relative to DEST),
 kind, bytes, sha256, content}] where ``content`` holds the per-HDU hashes of
 :func:`reduce.products.hashing.content_hashes`; ``volatile_keywords``; ``ta_boxes``.
@@ -16,9 +20,11 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ..config import ORIGIN_DEFAULT, origins as config_origins
+from ..stages.parameters import provenance as step_provenance
 from .hashing import SKIPPED_EXTENSIONS, VOLATILE_KEYWORDS, VOLATILE_TABLE_META, content_hashes, sha256_file
 
-FORMAT = "mirim-reduce-manifest/1"
+FORMAT = "mirim-reduce-manifest/1"  # step_parameters and config_origins were added compatibly
 LIBRARIES = ("jwst", "crds", "stcal", "stpipe", "stdatamodels", "gwcs", "numpy", "scipy", "astropy",
              "photutils", "pysiaf", "asdf", "matplotlib")
 #: Environment variables read to describe the container image a run happens in:
@@ -80,6 +86,8 @@ def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, dat
         "crds": crds,
         "image": image_info(),
         "config": cfg,
+        "config_origins": {k: v for k, v in config_origins(cfg).items() if v != ORIGIN_DEFAULT},
+        "step_parameters": step_provenance(cfg, crds.get("parameter_references")),
         "date": date,
         "inputs": [{"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(inputs)
                    if p.is_file()],
