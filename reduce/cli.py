@@ -137,12 +137,19 @@ def info(config: Optional[Path] = ConfigOpt, crds_path: Optional[Path] = CrdsPat
 @app.command()
 def simulate(outdir: Path = typer.Argument(..., help="folder for the *_uncal.fits files and truth/"),
              seed: int = typer.Option(1, help="random seed"),
-             size: str = typer.Option("small", help="small (subarray) or full (full frame)")):
-    """Write the demo program's uncal files and the truth they were made from."""
-    from .simulate import simulate_program
+             size: str = typer.Option("small", help="small (subarray) or full (full frame)"),
+             program: str = typer.Option("demo", help="demo, or a test program: brightsky, fullframe, "
+                                                     "smalldither")):
+    """Write a simulated program's uncal files and the truth they were made from."""
+    from .errors import InputError
+    from .simulate import PROGRAMS, simulate_program
 
-    files = simulate_program(outdir, seed=seed, size=size)
-    typer.echo(f"{len(files)} uncal files in {outdir}")
+    if program not in PROGRAMS:
+        raise InputError(f"unknown program {program!r}: one of {', '.join(PROGRAMS)}")
+    if size not in ("small", "full"):
+        raise InputError(f"unknown size {size!r}: small or full")
+    files = simulate_program(outdir, seed=seed, size=size, program=program)
+    typer.echo(f"{len(files)} uncal files ({program}) in {outdir}")
 
 
 @crds_app.command("build-demo-context")

@@ -383,3 +383,197 @@ def test_detector1_round_trip(demo, crds_cache, tmp_path):
         assert 0.9 < 1.4826 * np.median(np.abs(z - np.median(z))) < 1.15
         bright = good & (expected > 50)
         assert abs(np.median(r.data[bright] / expected[bright]) - 1) < 2e-3
+
+
+# ---------------------------------------------------------------- test programs (not the demo)
+
+def _groups(specs) -> dict:
+    out: dict = {}
+    for s in specs:
+        key = (s.filter, s.subarray, s.readpatt, round(s.duration, 3))
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_program_registry_and_layouts():
+    from reduce.simulate.program import PROGRAMS, TEST_PROGRAMS, demo_program
+
+    assert PROGRAMS["demo"] is demo_program
+    assert TEST_PROGRAMS == ("brightsky", "fullframe", "smalldither")
+    assert set(TEST_PROGRAMS) < set(PROGRAMS)
+    expect = {  # subarray, {filter: exposures}, dither radius range (arcsec)
+        "brightsky": ("BRIGHTSKY", {"F770W": 7, "F1500W": 3}, (0.5, 1.7)),
+        "fullframe": ("FULL", {"F560W": 4, "F1000W": 4}, (5.0, 10.0)),
+        "smalldither": ("SUB256", {"F1130W": 6, "F2100W": 3}, (0.1, 0.5)),
+    }
+    names, ngroups, small_groups = set(), set(), 0
+    for name in TEST_PROGRAMS:
+        specs = PROGRAMS[name](1, "small")
+        sub, counts, (rlo, rhi) = expect[name]
+        groups = _groups(specs)
+        assert {k[0]: v for k, v in groups.items()} == counts and {k[1] for k in groups} == {sub}
+        assert {s.readpatt for s in specs} == {"FASTR1"} and {s.nints for s in specs} == {1}
+        assert all(10 <= s.ngroups <= 30 for s in specs)
+        small_groups += sum(3 <= n < 5 for n in groups.values())  # below MEDIAN_THRESH
+        r = [np.hypot(*s.dither_offset) for s in specs if s.dither_position > 1]
+        assert rlo <= min(r) and max(r) <= rhi, (name, r)
+        assert len({s.dither_offset for s in specs if s.filter == specs[0].filter}) == counts[specs[0].filter]
+        assert [s.start_mjd for s in specs] == sorted(s.start_mjd for s in specs)
+        names |= {s.filename for s in specs}
+        ngroups.add(tuple(sorted({s.ngroups for s in specs})))
+        assert PROGRAMS[name](1) == specs and PROGRAMS[name](2) != specs  # seeded pointing errors
+        full = PROGRAMS[name](1, "full")
+        assert {s.subarray for s in full} == {"FULL"} and all(5 <= s.ngroups <= 25 for s in full)
+    assert small_groups >= 3 and len(ngroups) == 3
+    assert len(names) == sum(len(PROGRAMS[n](1)) for n in TEST_PROGRAMS)  # distinct program ids
+
+
+@pytest.mark.parametrize("name", ["brightsky", "fullframe", "smalldither"])
+def test_program_scene_point_sources(name):
+    """>= 30 bright isolated point sources on the first exposure, over >= 1.5 dex, below
+    saturation; seeded scenes."""
+    from reduce.simulate import geometry
+    from reduce.simulate.programs import setup
+    from reduce.simulate.uncal import pointings
+
+    st = setup(name, 1)
+    scn = st.scene
+    pts = [s for s in scn.sources if s.kind == "point" and "bright" in s.tags]
+    nominal, _ = pointings(st.specs[0], scn)
+    ra, dec = zip(*(scn.radec(s) for s in pts))
+    x, y = geometry.sky_to_detector(nominal, np.array(ra), np.array(dec))
+    sub = inst.SUBARRAYS[st.specs[0].subarray]
+    on = (x > sub.xstart + 5) & (x < sub.xstart + sub.xsize - 7) & (y > sub.ystart + 5) & (y < sub.ystart + sub.ysize - 7)
+    assert on.sum() >= 30
+    flux = np.array([s.flux_ref for s in pts])[on]
+    assert np.log10(flux.max() / flux.min()) >= 1.5
+    xy = np.array([(s.xi, s.eta) for s in pts])
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + np.eye(len(xy)) * 99
+    assert d.min() >= 2.4  # isolated from each other
+    assert any(s.kind == "sersic" and s.r_e >= 4.0 for s in scn.sources)  # extended emission
+    assert [s.xi for s in setup(name, 1).scene.sources] == [s.xi for s in scn.sources]
+    assert [s.xi for s in setup(name, 2).scene.sources] != [s.xi for s in scn.sources]
+
+
+def test_artefact_amplitudes():
+    """Each artefact alone has the amplitude its parameter states."""
+    from reduce import detector_model as dm
+    from reduce.simulate import artefacts as A
+
+    r4 = inst.REFERENCE_COLUMNS
+    sky = A.nominal_sky_rate("F770W")
+    cols = A.fixed_additive(A.Artefacts(seed=7, additive_fraction=0.0, column_stripes=0.01), "F770W")[:, r4:-r4]
+    assert np.allclose(cols, cols[:1]) and cols[0].std() / sky == pytest.approx(0.01, rel=0.1)
+    rows = A.fixed_additive(A.Artefacts(seed=7, additive_fraction=0.0, row_stripes=0.005), "F1000W")[:, r4:-r4]
+    assert rows[:, 0].std() / A.nominal_sky_rate("F1000W") == pytest.approx(0.005, rel=0.1)
+    art = A.Artefacts(seed=7, additive_fraction=0.0, warm_fraction=0.003, warm_rate_dn_s=(0.3, 3.0))
+    warm = A.fixed_additive(art, "F560W")
+    n = (warm > 0).sum()
+    assert n == round(0.003 * 1024 * 1024) and 0.3 <= warm[warm > 0].min() and warm.max() <= 3.0
+    assert np.array_equal(warm > 0, A.fixed_additive(art, "F2100W") > 0)  # detector-fixed
+    grad = A.multiplicative(A.Artefacts(seed=7, mult_gradient=0.04), "F770W")[:, r4:-r4]
+    assert grad.max() - grad.min() == pytest.approx(0.04, rel=0.03)
+    glow = A.multiplicative(A.Artefacts(seed=7, mult_glow=0.08), "F770W")
+    assert glow[0, r4] == pytest.approx(0.08, rel=0.01) and 0.6 * 0.08 <= glow[0, -r4 - 1] <= 0.081
+    assert glow[512, 516] < 1e-6
+    fld = A.multiplicative(A.Artefacts(seed=7, mult_field_rms=0.015), "F770W")[:, r4:-r4]
+    assert fld.std() == pytest.approx(0.015, rel=0.02)
+    add = A.fixed_additive(A.Artefacts(seed=7, additive_fraction=0.05), "F770W")[:, r4:-r4]
+    assert add.mean() / sky == pytest.approx(0.05, rel=0.02)
+    # the program seed, not the detector's: other patterns; the demo: the fixed pattern only
+    assert not np.allclose(add, A.fixed_additive(A.Artefacts(seed=8, additive_fraction=0.05), "F770W")[:, r4:-r4])
+    from reduce.simulate.rates import background_pattern
+
+    assert A.fixed_additive(A.Artefacts(), "F770W") is background_pattern("F770W")
+    assert not A.multiplicative(A.Artefacts(), "F770W").any()
+    assert not dm.flat_field("F770W").flags.writeable  # the detector model is untouched
+
+
+def test_program_artefacts_recorded():
+    from reduce.simulate.programs import DESIGNS, program_artefacts
+
+    arts = {n: program_artefacts(n, 1) for n in DESIGNS}
+    assert len({a.seed for a in arts.values()}) == 3 and program_artefacts("brightsky", 2).seed != arts["brightsky"].seed
+    b, f, s = arts["brightsky"], arts["fullframe"], arts["smalldither"]
+    assert b.column_stripes == 0.01 and b.warm_fraction == 0.003 and b.mult_glow > 0 and b.mult_gradient > 0
+    assert f.row_stripes > 0 and f.column_stripes > 0 and f.additive_fraction > 0 and f.mult_gradient > 0
+    assert s.column_stripes > 0 and s.warm_fraction > 0
+
+
+@pytest.mark.parametrize("name", ["brightsky", "smalldither", "fullframe"])
+def test_background_truth(name, tmp_path):
+    """BACKGROUND = sky*flat*(1+MULT) + additive + new hot pixels + exposure stripes, and
+    RATE = BACKGROUND + SOURCES; the same inputs give the same bytes."""
+    from astropy.io import fits
+
+    from reduce import detector_model as dm
+    from reduce.simulate import artefacts as A
+    from reduce.simulate import exposure_rng, geometry, write_exposure
+    from reduce.simulate import truth as T
+    from reduce.simulate.programs import setup
+
+    st = setup(name, 1)
+    spec = st.specs[-1]
+    res = write_exposure(tmp_path, spec, st.scene, rng=exposure_rng(1, len(st.specs) - 1, name), artefacts=st.artefacts)
+    T.write_rate_truth(tmp_path / "t.fits", res)
+    with fits.open(tmp_path / "t.fits") as h:
+        rate, bg, src = (np.asarray(h[k].data, np.float64) for k in ("RATE", "BACKGROUND", "SOURCES"))
+    assert np.abs(rate - bg - src).max() < 1e-3
+    sub = inst.SUBARRAYS[spec.subarray]
+    canvas = geometry.detector_canvas(res.true, spec.subarray, st.scene.ra0, st.scene.dec0)
+    sky = st.scene.sky(spec.filter, canvas.xi, canvas.eta, spec.sky_factor) / inst.PHOTMJSR[spec.filter]
+    sky = sky * dm.flat_field(spec.filter)[sub.slices]
+    hot = np.zeros(inst.FULL_SHAPE)
+    hot[dm.bad_pixel_positions("hot_new")] = dm.hot_pixel_excess("hot_new")
+    want = (sky * (1 + A.multiplicative(st.artefacts, spec.filter)) [sub.slices]
+            + A.fixed_additive(st.artefacts, spec.filter)[sub.slices] + hot[sub.slices]
+            + A.exposure_rows(st.artefacts, spec.filter, A.exposure_key(spec))[sub.slices[0]]) * res.rates.sensitive
+    assert np.allclose(bg, want, rtol=1e-5, atol=1e-5)
+    assert (bg != rate).any() and src.max() > 3 * np.median(bg)
+    ps = res.rates.expected
+    assert np.array_equal(ps, rate.astype(np.float32))
+    if name == "smalldither":  # extended emission over most of the subarray
+        assert np.mean(src > 0.02 * np.median(bg)) > 0.5
+        (tmp_path / "b").mkdir()
+        again = write_exposure(tmp_path / "b", spec, st.scene, rng=exposure_rng(1, len(st.specs) - 1, name),
+                               artefacts=st.artefacts)
+        assert again.path.read_bytes() == res.path.read_bytes()
+
+
+def test_simulate_test_program_truth(tmp_path):
+    """A whole (small) test program: truth.json names it, records the artefacts, groups."""
+    from typer.testing import CliRunner
+
+    from reduce.cli import app
+    from reduce.simulate import simulate_program
+    from reduce.simulate import truth as T
+
+    out = tmp_path / "raw"
+    files = simulate_program(out, seed=1, program="smalldither")
+    truth = T.load_truth(out)
+    assert truth["program"] == "smalldither" and truth["artefacts"]["column_stripes"] == 0.008
+    assert truth["artefacts"]["n_warm_pixels"] > 3000
+    assert sorted(truth["groups_filter_subarray_readpatt_duration"].values()) == [3, 6]
+    assert len(files) == 9 and all(f.is_file() for f in files)
+    from astropy.io import fits
+
+    with fits.open(out / "truth" / truth["exposures"][0]["rate_truth_file"]) as h:
+        assert h["BACKGROUND"].data.dtype.str[1:] == "f4" and h["BACKGROUND"].data.shape == (256, 256)
+    with fits.open(out / "truth" / "pattern_F1130W.fits") as h:
+        assert "MULT" in h and h["PATTERN"].data.shape == inst.FULL_SHAPE
+    before = {p.name: p.stat().st_mtime_ns for p in files}
+    assert {p.name: p.stat().st_mtime_ns for p in simulate_program(out, seed=1, program="smalldither")} == before
+    r = CliRunner().invoke(app, ["simulate", str(tmp_path / "x"), "--program", "nosuch"])
+    assert r.exit_code != 0
+
+
+def test_demo_truth_has_background(demo):
+    from astropy.io import fits
+
+    from reduce.simulate import truth as T
+
+    truth = T.load_truth(demo)
+    assert truth["program"] == "demo" and truth["artefacts"]["seed"] is None
+    with fits.open(demo / "truth" / truth["exposures"][0]["rate_truth_file"]) as h:
+        rate, bg, src = (np.asarray(h[k].data, np.float64) for k in ("RATE", "BACKGROUND", "SOURCES"))
+    assert np.abs(rate - bg - src).max() < 2e-3 * max(1.0, rate.max() / 1000)

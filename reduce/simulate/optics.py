@@ -19,6 +19,7 @@ from .geometry import Canvas
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 PSF_EXTENT_SIGMA = 7.0  # stamp half-size in PSF sigmas (flux beyond: < 1e-10)
+LARGE_BOX_ARCSEC = 30.0  # half-sizes beyond this: boxes from the pixel positions (no extrapolation)
 
 
 def psf_sigma_arcsec(filt: str) -> float:
@@ -44,11 +45,25 @@ def boxes(canvas: Canvas, xi0, eta0, half_arcsec) -> list:
     x, y = np.asarray(x).reshape(-1, 4), np.asarray(y).reshape(-1, 4)
     ny, nx = canvas.shape
     out = []
-    for xs, ys in zip(x, y):
+    for k, (xs, ys) in enumerate(zip(x, y)):
+        if half[k] > LARGE_BOX_ARCSEC:  # corners far off the array: the distortion does not extrapolate
+            out.append(_box_by_mask(canvas, xi0[k], eta0[k], half[k]))
+            continue
         x0, x1 = max(int(math.floor(xs.min())) - 1, 0), min(int(math.ceil(xs.max())) + 2, nx)
         y0, y1 = max(int(math.floor(ys.min())) - 1, 0), min(int(math.ceil(ys.max())) + 2, ny)
         out.append((slice(y0, y1), slice(x0, x1)) if x0 < x1 and y0 < y1 else None)
     return out
+
+
+def _box_by_mask(canvas: Canvas, xi0: float, eta0: float, half: float):
+    """The box of the canvas pixels within ``half`` arcsec (+ 1 pixel) of (xi0, eta0) along
+    xi and eta, from the pixel positions themselves (for very large sources)."""
+    pad = 2.0 * float(np.sqrt(np.max(canvas.area)))
+    m = (np.abs(canvas.xi - xi0) <= half + pad) & (np.abs(canvas.eta - eta0) <= half + pad)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if not len(rows):
+        return None
+    return (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
 
 
 def render_point(canvas: Canvas, out: np.ndarray, xi0: float, eta0: float, flux_jy: float,

@@ -1,4 +1,6 @@
-"""The demo program: JWST program 09999, two observations of one field, three filters.
+"""The demo program: JWST program 09999, two observations of one field, three filters;
+and ``PROGRAMS`` (name -> function(seed, size) -> exposures), ``TEST_PROGRAMS`` (the
+programs of ``programs``, with their own scenes and artefacts).
 
 size="small" (default; runs through the pipeline in minutes): SUB256, FASTR1, 7.5-11.7 s
 exposures (the noise per pixel is then about twice the mid-scale background structure,
@@ -74,3 +76,19 @@ def demo_program(seed: int = 1, size: str = "small") -> list[ExposureSpec]:
             t += (spec.duration + OVERHEAD_S) / 86400.0
         t += FILTER_CHANGE_S / 86400.0
     return specs
+
+
+# ---------------------------------------------------------------- the program registry
+
+from .programs import brightsky_program, fullframe_program, smalldither_program  # noqa: E402
+
+#: name -> function(seed, size) -> list[ExposureSpec]; scene and artefacts of the test
+#: programs: ``reduce.simulate.programs.setup(name, seed, size)`` (the demo: ``make_scene``
+#: and the fixed detector pattern).
+PROGRAMS = {
+    "demo": demo_program,
+    "brightsky": brightsky_program,
+    "fullframe": fullframe_program,
+    "smalldither": smalldither_program,
+}
+TEST_PROGRAMS = ("brightsky", "fullframe", "smalldither")

@@ -4,6 +4,9 @@ count rate = SB(MJy/sr) / PHOTMJSR[filter] * flat(filter)            (sky + sour
            + pattern(filter)       detector-fixed background, NOT flat-fielded (DN/s)
            + dark_rate             removed by the dark reference
            + hot_new excess        hot pixels the references do not know
+           + program artefacts     (``artefacts.Artefacts``; none for the demo): the sky
+             after the flat times MULT, per-exposure row stripes (fixed stripes and warm
+             pixels are part of ``pattern``)
 Dead pixels (flat 0) and reference pixels collect nothing. ``expected`` is what a perfect
 Detector1 returns: everything except the dark current.
 """
@@ -18,47 +21,20 @@ import numpy as np
 from .. import detector_model as dm
 from .. import instrument as inst
 
-PATTERN_FRACTION = 0.06  # mean of the background pattern relative to the nominal sky rate
-STRAY_LIGHT_RMS = 0.4  # rms of the mid-scale stray-light field, relative to the pattern's mean
-STRAY_LIGHT_SCALE = 48.0  # pixels: correlation length of that field
+from .artefacts import (PATTERN_FRACTION, STRAY_LIGHT_RMS, STRAY_LIGHT_SCALE, Artefacts,  # noqa: F401
+                        nominal_sky_rate, smooth_pattern)
+from . import artefacts as art_mod
+
 _PATTERN_SEED = 20240601  # detector property: independent of the demo seed
-
-
-def nominal_sky_rate(filt: str) -> float:
-    """The nominal sky level of ``filt`` in DN/s (before the flat)."""
-    from .scene import SKY_MJYSR
-
-    return SKY_MJYSR[filt] / inst.PHOTMJSR[filt]
 
 
 @lru_cache(maxsize=None)
 def background_pattern(filt: str) -> np.ndarray:
-    """Detector-fixed additive background (DN/s, full frame, read-only): stray light and
-    glow that do not follow the flat. A smooth gradient, a brighter band over the
-    coronagraph/LRS side (x < ~360), a corner glow, a mid-scale stray-light field
-    (Gaussian random field, correlation length STRAY_LIGHT_SCALE px, rms STRAY_LIGHT_RMS of
-    the mean: structure of ~2.4 % of the sky everywhere, subarrays included), faint
-    periodic column striping and per-column offsets. Mean about PATTERN_FRACTION of the
-    nominal sky; zero on the reference columns."""
-    from scipy import ndimage
-
-    ny, nx = inst.FULL_SHAPE
-    k = inst.FILTERS.index(filt)
-    rng = np.random.default_rng([_PATTERN_SEED, k])
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    u, v = xx / nx - 0.5, yy / ny - 0.5
-    shape = 1.0 + 0.35 * u - 0.25 * v + 0.15 * u * v
-    shape += 0.6 / (1.0 + np.exp((xx - 360.0) / 12.0))  # coronagraph side
-    gx, gy = 960.0 + 20 * rng.normal(), 70.0 + 20 * rng.normal()
-    shape += 0.8 * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * 110.0**2))  # glow
-    shape += 0.08 * np.cos(2 * np.pi * xx / (31.0 + k) + rng.uniform(0, 2 * np.pi)) * (1 - v)
-    shape += rng.normal(0.0, 0.03, size=nx)[None, :]
-    coarse = ndimage.gaussian_filter(rng.normal(size=(ny // 8, nx // 8)), STRAY_LIGHT_SCALE / 8.0, mode="wrap")
-    field = ndimage.zoom(coarse, (ny / coarse.shape[0], nx / coarse.shape[1]), order=3, mode="grid-wrap")
-    shape += STRAY_LIGHT_RMS * (field - field.mean()) / field.std()
-    pat = (PATTERN_FRACTION * nominal_sky_rate(filt) * shape / shape.mean()).astype(np.float32)
-    pat[:, :inst.REFERENCE_COLUMNS] = 0.0
-    pat[:, -inst.REFERENCE_COLUMNS:] = 0.0
+    """The demo's detector-fixed additive background (DN/s, full frame, read-only): stray
+    light and glow that do not follow the flat (``artefacts.smooth_pattern`` with the
+    detector's own seed): structure of ~2.4 % of the sky everywhere, subarrays included.
+    Mean about PATTERN_FRACTION of the nominal sky; zero on the reference columns."""
+    pat = smooth_pattern(filt, _PATTERN_SEED, PATTERN_FRACTION)
     pat.setflags(write=False)
     return pat
 
@@ -90,24 +66,64 @@ class Rates:
     hot_new: np.ndarray   # unknown hot pixels
     dark: np.ndarray      # dark current (incl. catalogued hot pixels)
     sensitive: np.ndarray  # bool: pixel collects light and dark current
+    sky: np.ndarray | None = None    # the sky alone through PHOTMJSR and the flat
+    extra: np.ndarray | None = None  # program artefacts beyond ``pattern`` (sky*flat*MULT, row stripes)
+
+    def _sum(self, *terms) -> np.ndarray:
+        out = self.illum + self.pattern + self.hot_new
+        for t in terms:
+            out = out + t
+        if self.extra is not None:
+            out = out + self.extra
+        return (out * self.sensitive).astype(np.float32)
 
     @property
     def expected(self) -> np.ndarray:
         """What a perfect Detector1 returns (dark removed): the truth rate."""
-        return ((self.illum + self.pattern + self.hot_new) * self.sensitive).astype(np.float32)
+        return self._sum()
 
     @property
     def total(self) -> np.ndarray:
         """Everything the pixel integrates, DN/s."""
-        return ((self.illum + self.pattern + self.hot_new + self.dark) * self.sensitive).astype(np.float32)
+        return self._sum(self.dark)
+
+    @property
+    def background(self) -> np.ndarray:
+        """Everything in ``expected`` that is not source light (DN/s): sky after the flat
+        (and MULT), pattern, stripes, warm and new hot pixels."""
+        if self.sky is None:
+            raise ValueError("rates computed without the sky: no background")
+        out = self.sky + self.pattern + self.hot_new
+        if self.extra is not None:
+            out = out + self.extra
+        return (out * self.sensitive).astype(np.float32)
+
+    @property
+    def sources(self) -> np.ndarray:
+        """Source light through PHOTMJSR and the flat (DN/s): ``illum - sky``."""
+        if self.sky is None:
+            raise ValueError("rates computed without the sky: no source light")
+        return ((self.illum - self.sky) * self.sensitive).astype(np.float32)
 
 
-def count_rates(sb_mjysr: np.ndarray, filt: str, subarray: str) -> Rates:
-    """Rates for a surface-brightness image ``sb_mjysr`` (MJy/sr, subarray shape)."""
+def count_rates(sb_mjysr: np.ndarray, filt: str, subarray: str, *, sky_mjysr: np.ndarray | None = None,
+                artefacts: Artefacts | None = None, exposure_key: int = 0) -> Rates:
+    """Rates for a surface-brightness image ``sb_mjysr`` (MJy/sr, subarray shape, sky
+    included); ``sky_mjysr``: the sky part of it (needed for the background truth and for
+    sky-scaled artefacts); ``artefacts``: the program's (default: the demo's);
+    ``exposure_key``: seeds the per-exposure stripes (``artefacts.exposure_key``)."""
+    art = artefacts or Artefacts()
     sl = inst.SUBARRAYS[subarray].slices
     sens, hot = _full_frame_masks()
     flat = dm.flat_field(filt)[sl]
     illum = (sb_mjysr / inst.PHOTMJSR[filt] * flat).astype(np.float32)
-    return Rates(illum=illum, pattern=np.array(background_pattern(filt)[sl]),
+    sky = None if sky_mjysr is None else (sky_mjysr / inst.PHOTMJSR[filt] * flat).astype(np.float32)
+    extra = None
+    if not art.is_demo:
+        if sky is None:
+            raise ValueError("program artefacts need the sky (sky_mjysr)")
+        extra = (sky * art_mod.multiplicative(art, filt)[sl]
+                 + art_mod.exposure_rows(art, filt, exposure_key)[sl[0]]).astype(np.float32)
+    return Rates(illum=illum, pattern=np.array(art_mod.fixed_additive(art, filt)[sl]),
                  hot_new=np.array(hot[sl]), dark=np.array(dm.dark_rate()[sl]),
-                 sensitive=np.array(sens[sl]))
+                 sensitive=np.array(sens[sl]), sky=sky, extra=extra)

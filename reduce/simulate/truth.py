@@ -11,7 +11,7 @@ import numpy as np
 from .. import detector_model as dm
 from ..fsutil import sha256_file
 from .. import instrument as inst
-from . import geometry, optics, rates, ramps
+from . import artefacts as artefacts_mod, geometry, optics, ramps
 from .scene import Scene, render_sources
 from .uncal import ExposureResult, SIM_VERSION
 
@@ -91,7 +91,9 @@ def exposure_record(scn: Scene, res: ExposureResult, rate_file: str) -> dict:
 
 def write_rate_truth(path: Path, res: ExposureResult) -> None:
     """truth/rates/<stem>_truth.fits: RATE (expected rate, DN/s), ILLUM (sky + sources after
-    the flat, DN/s), CRS (cosmic-ray table)."""
+    the flat, DN/s), CRS (cosmic-ray table), BACKGROUND (everything in RATE that is not
+    source light, DN/s) and SOURCES (source light after the flat, DN/s): RATE = BACKGROUND
+    + SOURCES to float32 rounding."""
     from astropy.io import fits
 
     spec = res.spec
@@ -109,17 +111,33 @@ def write_rate_truth(path: Path, res: ExposureResult) -> None:
         fits.ImageHDU((res.rates.illum * res.rates.sensitive).astype(np.float32), name="ILLUM"),
         fits.BinTableHDU(res.crs, name="CRS"),
     ])
+    if res.rates.sky is not None:
+        hb = fits.Header()
+        hb["BUNIT"] = "DN/s"
+        hb["COMMENT"] = ("sky*flat*(1+MULT) + additive pattern + stripes + warm and new hot pixels: "
+                         "RATE minus source light; 0 on dead/reference pixels")
+        hdul.append(fits.ImageHDU(res.rates.background, header=hb, name="BACKGROUND"))
+        hs = fits.Header()
+        hs["BUNIT"] = "DN/s"
+        hs["COMMENT"] = "source light (point sources, galaxies, nebulae) / PHOTMJSR * flat"
+        hdul.append(fits.ImageHDU(res.rates.sources, header=hs, name="SOURCES"))
     _atomic_fits(hdul, path)
 
 
-def write_pattern(path: Path, filt: str) -> None:
+def write_pattern(path: Path, filt: str, art: artefacts_mod.Artefacts | None = None) -> None:
+    """pattern_<filter>.fits: PATTERN (detector-fixed additive background of the program,
+    DN/s, full frame, not flat-fielded: smooth pattern + fixed stripes + warm pixels) and,
+    for programs with sky-scaled structure, MULT (dimensionless: sky*flat*(1+MULT))."""
     from astropy.io import fits
 
+    art = art or artefacts_mod.Artefacts()
     h = fits.Header()
     h["FILTER"], h["BUNIT"] = filt, "DN/s"
     h["COMMENT"] = "detector-fixed additive background, full frame, 0-based (row, column), not flat-fielded"
-    _atomic_fits(fits.HDUList([fits.PrimaryHDU(header=h), fits.ImageHDU(rates.background_pattern(filt),
-                                                                          name="PATTERN")]), path)
+    hdus = [fits.PrimaryHDU(header=h), fits.ImageHDU(artefacts_mod.fixed_additive(art, filt), name="PATTERN")]
+    if art.has_multiplicative:
+        hdus.append(fits.ImageHDU(artefacts_mod.multiplicative(art, filt), name="MULT"))
+    _atomic_fits(fits.HDUList(hdus), path)
 
 
 def write_sky_model(path: Path, scn: Scene, filt: str, half_width: float) -> None:
@@ -157,8 +175,10 @@ def _versions() -> dict[str, str]:
 
 
 def build_truth(scn: Scene, results: list[ExposureResult], *, seed: int, size: str, outdir: Path,
-                sky_half_width: float) -> dict:
+                sky_half_width: float, program: str = "demo",
+                artefacts: artefacts_mod.Artefacts | None = None) -> dict:
     """Write truth/{rates,patterns,sky} FITS files and return the truth.json document."""
+    art = artefacts or artefacts_mod.Artefacts()
     tdir = outdir / "truth"
     (tdir / "rates").mkdir(parents=True, exist_ok=True)
     exposures = []
@@ -170,8 +190,8 @@ def build_truth(scn: Scene, results: list[ExposureResult], *, seed: int, size: s
                      key=inst.FILTERS.index)
     patterns, sky_files = {}, {}
     for f in filters:
-        write_pattern(tdir / f"pattern_{f}.fits", f)
-        p = rates.background_pattern(f)[:, inst.REFERENCE_COLUMNS:-inst.REFERENCE_COLUMNS]
+        write_pattern(tdir / f"pattern_{f}.fits", f, art)
+        p = artefacts_mod.fixed_additive(art, f)[:, inst.REFERENCE_COLUMNS:-inst.REFERENCE_COLUMNS]
         patterns[f] = {"file": f"pattern_{f}.fits", "mean_dn_s": float(p.mean()), "std_dn_s": float(p.std()),
                        "min_dn_s": float(p.min()), "max_dn_s": float(p.max())}
         write_sky_model(tdir / f"sky_{f}.fits", scn, f, sky_half_width)
@@ -183,8 +203,10 @@ def build_truth(scn: Scene, results: list[ExposureResult], *, seed: int, size: s
     return {
         "format": FORMAT,
         "sim_version": SIM_VERSION,
+        "program": program,
         "seed": seed,
         "size": size,
+        "artefacts": art.to_dict() | {"n_warm_pixels": int(len(artefacts_mod.warm_pixels(art)[0]))},
         "distortion": geometry.distortion_source(),
         "versions": _versions(),
         "target": {"name": scn.target_name, "ra": scn.ra0, "dec": scn.dec0},

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import instrument as inst
-from . import geometry, ramps, rates, scene as scene_mod
+from . import artefacts as artefacts_mod, geometry, ramps, rates, scene as scene_mod
 
 SIM_VERSION = "2"  # bump when the simulated data change for a given seed
 MJD_UNIX_EPOCH = 40587.0
@@ -104,12 +104,16 @@ def pointings(spec: ExposureSpec, scn: scene_mod.Scene) -> tuple[geometry.Pointi
     return nominal, true
 
 
-def noise_free_rates(spec: ExposureSpec, scn: scene_mod.Scene, pointing: geometry.Pointing) -> rates.Rates:
-    """The exposure's noise-free count rates for a pointing."""
+def noise_free_rates(spec: ExposureSpec, scn: scene_mod.Scene, pointing: geometry.Pointing,
+                     artefacts: artefacts_mod.Artefacts | None = None) -> rates.Rates:
+    """The exposure's noise-free count rates (DN/s) for a pointing, with the program's
+    ``artefacts`` (default: the demo's)."""
     canvas = geometry.detector_canvas(pointing, spec.subarray, scn.ra0, scn.dec0)
     filt = spec.filter if spec.filter in inst.FILTERS else "F770W"  # non-imaging: a stand-in scene
-    sb = scene_mod.surface_brightness(scn, filt, canvas, spec.sky_factor)
-    return rates.count_rates(sb, filt, spec.subarray)
+    src = scene_mod.surface_brightness(scn, filt, canvas, spec.sky_factor, with_sky=False)
+    sky = scn.sky(filt, canvas.xi, canvas.eta, spec.sky_factor)
+    return rates.count_rates(src + sky, filt, spec.subarray, sky_mjysr=sky, artefacts=artefacts,
+                             exposure_key=artefacts_mod.exposure_key(spec))
 
 
 # ---------------------------------------------------------------- time helpers
@@ -338,16 +342,17 @@ def _save_reproducibly(model, path: Path, final_name: str, date_iso: str) -> Non
 
 
 def write_exposure(path, spec: ExposureSpec, scn: scene_mod.Scene, *, rng: np.random.Generator,
-                   **overrides) -> ExposureResult:
+                   artefacts: artefacts_mod.Artefacts | None = None, **overrides) -> ExposureResult:
     """Simulate ``spec`` (with ``overrides`` of its fields, e.g. ``exp_type="MIR_TACQ"``,
     ``subarray="FULL"``, ``ngroups=5``) and write it atomically to ``path`` (a file, or a
-    folder to write the MAST-named file into)."""
+    folder to write the MAST-named file into). ``artefacts``: the program's background
+    artefacts (default: the demo's, i.e. only the fixed detector pattern)."""
     spec = dataclasses.replace(spec, **overrides) if overrides else spec
     path = Path(path)
     if path.is_dir():
         path = path / spec.filename
     nominal, true = pointings(spec, scn)
-    r = noise_free_rates(spec, scn, true)
+    r = noise_free_rates(spec, scn, true, artefacts)
     sub = inst.SUBARRAYS[spec.subarray]
     crs = ramps.cosmic_rays(rng, (sub.ysize, sub.xsize), spec.ngroups, spec.nints, spec.duration)
     data = ramps.make_ramps(r.total, ngroups=spec.ngroups, nints=spec.nints, tframe=spec.tframe, rng=rng,
