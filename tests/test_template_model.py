@@ -83,3 +83,13 @@ def test_background2d_cross_validation_prefers_it_on_a_gradient():
     s_none, _ = tm.cv_score(img, np.zeros(SHAPE))
     assert n > 0.9 * img.size and s_b2d < 0.5 * s_none
     assert s_b2d < 1.5 * 0.01 ** 2  # about the noise alone
+
+
+def test_small_templates_get_no_pixel_scale_models():
+    """With fewer than 3 exposures in a template, one exposure's unmasked source would enter
+    it at full strength: no raw template and no detail among the candidates."""
+    few = tm.candidates(n_others=1)
+    assert all(m.box > 1 and not m.detail for m in few if m.use_template)
+    assert any(m.stripes for m in few) and tm.NONE in few
+    many = tm.candidates(n_others=4)
+    assert tm.TemplateModel(1) in many and any(m.detail for m in many)

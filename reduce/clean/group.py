@@ -298,8 +298,8 @@ def _choose(group: _Group, usable: list[str], policy: str, cfg: dict) -> tuple[s
     scores: dict = {}
     best_model, best_score = None, math.inf
     if method_cfg in ("template", "auto") and group.loo is not None:
-        models = tm.candidates(include_none=(method_cfg == "auto" or fixed == 0)) if fixed == 0 \
-            else [tm.TemplateModel(fixed)]
+        models = tm.candidates(include_none=(method_cfg == "auto" or fixed == 0), n_others=n - 1) \
+            if fixed == 0 else [tm.TemplateModel(fixed)]
         own = [group.stack[i] for i in idx]
         pairs = [group.template(i) for i in idx]
         best_model, rel, best_score = tm.choose_model(own, [p[0] for p in pairs], [p[1] for p in pairs], models)

@@ -63,13 +63,22 @@ class TemplateModel:
 NONE = TemplateModel(use_template=False)
 
 
-def candidates(boxes: tuple[int, ...] = (1, 3, 5, 9, 17, 33, 65), include_none: bool = True) -> list[TemplateModel]:
+#: Pixel-scale models (the raw template, ``detail``) need a median of at least this many
+#: other exposures: with fewer, one exposure's unmasked faint source or transient enters
+#: the template at full strength (a median of 3 rejects one outlier).
+MIN_OTHERS_PIXEL_SCALE = 3
+
+
+def candidates(boxes: tuple[int, ...] = (1, 3, 5, 9, 17, 33, 65), include_none: bool = True,
+               n_others: int = MIN_OTHERS_PIXEL_SCALE) -> list[TemplateModel]:
     """Every model to try: the raw template, each box with and without stripes and detail,
-    and (``include_none``) no template."""
-    out = [TemplateModel(1)]
+    and (``include_none``) no template. With fewer than :data:`MIN_OTHERS_PIXEL_SCALE`
+    exposures in each template (``n_others``), only smoothed models without detail."""
+    pixel = n_others >= MIN_OTHERS_PIXEL_SCALE
+    out = [TemplateModel(1)] if pixel else []
     for b in boxes:
         if b > 1:
-            out += [TemplateModel(b, s, d) for s in (False, True) for d in (False, True)]
+            out += [TemplateModel(b, s, d) for s in (False, True) for d in ((False, True) if pixel else (False,))]
     if include_none:
         out.append(NONE)
     return out
