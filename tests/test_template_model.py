@@ -79,10 +79,24 @@ def test_background2d_cross_validation_prefers_it_on_a_gradient():
     yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]] / SHAPE[0]
     rng = np.random.default_rng(5)
     img = 1 + 0.05 * xx + 0.03 * yy ** 2 + 0.01 * rng.normal(size=SHAPE)
-    s_b2d, n = lb.cv_background2d(img, 32)
+    s_b2d, n = lb.cv_background2d(img, 16)
     s_none, _ = tm.cv_score(img, np.zeros(SHAPE))
-    assert n > 0.9 * img.size and s_b2d < 0.5 * s_none
-    assert s_b2d < 1.5 * 0.01 ** 2  # about the noise alone
+    assert n > 0.9 * img.size and s_b2d < 0.05 * s_none
+    assert lb.cv_background2d(img, 32)[0] > s_b2d  # the coarser mesh misses the curvature
+    best, scores = lb.choose_box([img])
+    assert best == 16 and scores["background2d_16"] == pytest.approx(s_b2d)
+
+
+def test_cv_score_is_in_noise_units_and_sees_faint_coherent_structure():
+    rng = np.random.default_rng(6)
+    noise = 0.01 * rng.normal(size=SHAPE)
+    assert tm.cv_score(1 + noise, np.ones(SHAPE))[0] == pytest.approx(1.0, abs=0.2)
+    stripes = np.broadcast_to(0.002 * rng.normal(size=SHAPE[1])[None, :], SHAPE)  # 0.2 sigma per pixel
+    img = 1 + noise + stripes
+    missed = tm.cv_score(img, np.ones(SHAPE))[0] - tm.cv_score(img, 1 + stripes)[0]
+    missed_pixel = (tm.cv_score(img, np.ones(SHAPE), scales=(1,))[0]
+                    - tm.cv_score(img, 1 + stripes, scales=(1,))[0])
+    assert missed_pixel < 0.06 and missed > 3 * missed_pixel  # faint per pixel, clear in blocks
 
 
 def test_small_templates_get_no_pixel_scale_models():

@@ -21,7 +21,7 @@ from .template_model import cv_score
 __all__ = ["BOX_SIZES", "background2d", "cv_background2d", "choose_box"]
 
 #: Box sizes tried (pixels), each kept only when smaller than a quarter of the image.
-BOX_SIZES = (32, 64)
+BOX_SIZES = (16, 32, 64)
 
 
 def background2d(image: np.ndarray, excluded: np.ndarray, box: int,

@@ -15,10 +15,11 @@ single constant can suit every program. Here each candidate model of the templat
 
 is scored by **cross-validation**: exposure ``i``'s own normalised sky (sources and bad
 pixels excluded) is predicted by the model of ``T_i``, which never saw exposure ``i``; the
-mean squared prediction error (after removing its median offset) summed over the members
-is the score. Its expectation is the exposure's own noise (the same for every candidate)
-plus the template's error, so the lowest score is the model that best removes the real
-pattern at the least added noise. ``none`` (no template: a flat background) is scored the
+prediction error, measured at the pixel scale and in 4 and 16 px blocks, each in units of
+what the exposure's own white noise gives at that scale (:func:`cv_score`), averaged over
+the members, is the score. Its expectation is the exposure's own noise (the same for every
+candidate) plus the template's error at each scale, so the lowest score is the model that
+best removes the real pattern at the least added noise, at small and large scales alike. ``none`` (no template: a flat background) is scored the
 same way and wins when the template does not help.
 
 Pure functions: numpy arrays in, numpy arrays out.
@@ -36,6 +37,10 @@ __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "cv_score", 
 #: A residual pixel is real template structure when above this many sigma of the template's
 #: own noise (false-positive rate 6e-5 per pixel for Gaussian noise).
 DETAIL_SIGMA = 4.0
+
+#: Spatial scales (pixels) at which the cross-validated error is measured: the pixel, and
+#: blocks of 4 and 16 px (the flatness of a mosaic is judged on 16 px blocks).
+SCALES = (1, 4, 16)
 
 #: Squared residuals are clipped at this many robust sigma in the score (cosmic-ray
 #: remnants of one exposure must not decide for the whole group).
@@ -158,20 +163,69 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
     return out.astype(np.float32), var
 
 
-def cv_score(own: np.ndarray, predicted: np.ndarray) -> tuple[float, int]:
-    """Mean squared error of ``predicted`` against ``own`` (both normalised; NaN = no
-    value) after removing the median offset; squared residuals beyond ``CLIP_SIGMA``
-    robust sigma are clipped. Returns (score, pixels used)."""
+def white_noise_variance(image: np.ndarray) -> float:
+    """Robust per-pixel white-noise variance of ``image`` (NaN = no value) from the
+    differences of horizontally adjacent pixels (structure larger than a pixel cancels)."""
+    d = (image[:, 1:] - image[:, :-1]).ravel()
+    d = d[np.isfinite(d)]
+    if d.size < 16:
+        return float("nan")
+    return float((1.4826 * np.median(np.abs(d - np.median(d)))) ** 2 / 2.0)
+
+
+def _block_means(r: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Means and counts of the finite values of ``r`` in b x b blocks (edges cropped)."""
+    ny, nx = (r.shape[0] // b) * b, (r.shape[1] // b) * b
+    blk = r[:ny, :nx].reshape(ny // b, b, nx // b, b)
+    fin = np.isfinite(blk)
+    cnt = fin.sum(axis=(1, 3))
+    tot = np.where(fin, blk, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tot / cnt, cnt
+
+
+def cv_score(own: np.ndarray, predicted: np.ndarray, scales: tuple[int, ...] = SCALES,
+             noise_var: float | None = None) -> tuple[float, int]:
+    """Prediction error of ``predicted`` against ``own`` (both normalised; NaN = no value),
+    in units of ``own``'s noise, averaged over spatial scales.
+
+    The residual (median offset removed, values beyond ``CLIP_SIGMA`` robust sigma
+    clipped) is averaged in ``b x b`` blocks for each ``b`` in ``scales``; at each scale the
+    mean squared block residual is divided by what white noise alone gives there
+    (``noise_var / n`` for a block of ``n`` pixels). The own noise contributes 1 at every
+    scale for every candidate; the rest is the model's error at that scale. A coherent
+    structure far below the per-pixel noise (column stripes, a faint gradient) dominates the
+    large-scale terms, as it dominates the mosaic's large-scale flatness.
+
+    Returns (score, pixels used); score is NaN with fewer than 16 pixels.
+    """
     good = np.isfinite(own) & np.isfinite(predicted)
     n = int(np.count_nonzero(good))
     if n < 16:
         return float("nan"), n
-    r = own[good].astype(np.float64) - predicted[good]
-    r -= np.median(r)
-    s = 1.4826 * float(np.median(np.abs(r)))
+    if noise_var is None:
+        noise_var = white_noise_variance(own)
+    if not np.isfinite(noise_var) or noise_var <= 0:
+        return float("nan"), n
+    r = np.full(own.shape, np.nan)
+    r[good] = own[good].astype(np.float64) - predicted[good]
+    rv = r[good]
+    rv -= np.median(rv)
+    s = 1.4826 * float(np.median(np.abs(rv)))
     if s > 0:
-        np.clip(r, -CLIP_SIGMA * s, CLIP_SIGMA * s, out=r)
-    return float(np.mean(r * r)), n
+        np.clip(rv, -CLIP_SIGMA * s, CLIP_SIGMA * s, out=rv)
+    r[good] = rv
+    terms = []
+    for b in scales:
+        if b == 1:
+            terms.append(float(np.mean(rv * rv)) / noise_var)
+            continue
+        mean, cnt = _block_means(r, b)
+        use = cnt >= (b * b) // 2
+        if np.count_nonzero(use) < 4:
+            continue
+        terms.append(float(np.mean(mean[use] ** 2 * cnt[use])) / noise_var)
+    return float(np.mean(terms)), n
 
 
 def _predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]):
