@@ -42,9 +42,12 @@ MAP_BITS = {"SOURCE": 1, "BAD": 2, "FILLED": 4, "OUTLIER": 8, "UNFILLED": 16, "U
 
 VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 
-#: The template's noise goes into VAR_RNOISE: jwst resample's default ``ivm`` weights are
-#: 1 / VAR_RNOISE, so a noisier (template-subtracted) pixel gets less weight.
-TEMPLATE_VARIANCE = "var_rnoise"
+#: The template's noise: its floor (the same at every pixel) goes into VAR_RNOISE, which
+#: jwst resample's default ``ivm`` weights read (1 / VAR_RNOISE), so a template-subtracted
+#: exposure weighs less; the pixel-to-pixel rest (where fewer members built the template)
+#: goes into VAR_FLAT, so that the weights keep no structure across a source
+#: (:func:`.super_background.subtract_template`). ERR carries the whole.
+TEMPLATE_VARIANCE = "var_rnoise (floor) + var_flat (rest)"
 
 #: VAR_RNOISE of a median-filled pixel is multiplied by this: weight 1e-4 of a measured one.
 FILLED_VARIANCE_FACTOR = 1.0e4
@@ -444,7 +447,7 @@ def _subtract_template(exp: Exposure, group: _Group, i: int, model: tm.TemplateM
         return None
     filled_tmpl, holes = sb.fill_template_holes(tmpl, np.isfinite(exp.sci))
     res = sb.subtract_template(exp.sci, filled_tmpl, scale, exp.err, tvar, exp.variances,
-                               var_name=TEMPLATE_VARIANCE)
+                               var_name="var_flat", weight_var_name="var_rnoise")
     exp.sci, exp.err, exp.variances = res.sci, res.err, res.variances
     st.template, st.sky_subtracted, st.method, st.model = True, True, "template", model.name
     st.scale, st.n_fit_pixels = scale, n_fit

@@ -313,7 +313,7 @@ class SubtractResult:
 def subtract_template(sci: np.ndarray, template: np.ndarray, scale: float,
                       err: np.ndarray | None = None, template_var: np.ndarray | None = None,
                       variances: dict[str, np.ndarray] | None = None,
-                      var_name: str = "var_flat") -> SubtractResult:
+                      var_name: str = "var_flat", weight_var_name: str | None = None) -> SubtractResult:
     """Subtract ``scale * template``; add the template's noise in quadrature.
 
     Parameters
@@ -331,6 +331,14 @@ def subtract_template(sci: np.ndarray, template: np.ndarray, scale: float,
     variances : dict, optional
         Variance arrays with ``err**2 == sum``; ``scale**2 * template_var`` is added to
         ``variances[var_name]`` so that the sum stays equal to the new ``err**2``.
+    weight_var_name : str, optional
+        With it, the template variance is split: its floor (the 5th percentile over the
+        image: the noise of a template every other member contributed to, the same at every
+        pixel) goes to ``variances[weight_var_name]``, the rest to ``variances[var_name]``.
+        Inverse-variance drizzle weights (jwst's ``ivm``: 1 / VAR_RNOISE) then see that the
+        exposure is noisier without getting pixel-scale structure from where the other
+        members were masked, which would weight the exposures differently across a point
+        source and change its measured flux.
 
     Returns
     -------
@@ -348,6 +356,13 @@ def subtract_template(sci: np.ndarray, template: np.ndarray, scale: float,
         add = (scale ** 2) * np.where(covered & np.isfinite(template_var), template_var, 0.0)
         if out_err is not None:
             out_err[:] = np.sqrt(out_err.astype(np.float64) ** 2 + add)
+        floor = 0.0
+        if weight_var_name is not None and weight_var_name in out_var:
+            vals = add[covered & (add > 0)]
+            floor = float(np.percentile(vals, 5)) if vals.size else 0.0
+            base = np.where(covered, np.minimum(add, floor), 0.0)
+            out_var[weight_var_name][:] = out_var[weight_var_name] + base
+            add = add - base
         if var_name in out_var:
             out_var[var_name][:] = out_var[var_name] + add
     return SubtractResult(sci=out_sci, err=out_err, variances=out_var, uncovered=uncovered)

@@ -267,10 +267,28 @@ def _predictions(template: np.ndarray, template_var: np.ndarray | None, models: 
     return out
 
 
+def noise_cost(model: TemplateModel, shape: tuple[int, int]) -> tuple[bool, float]:
+    """How much template noise a model lets through, for the one-standard-error rule:
+    (keeps pixel-scale detail, variance of the modelled template at a pixel in units of the
+    raw template's). The no-template model costs nothing."""
+    if not model.use_template:
+        return False, 0.0
+    cost = 1.0 / model.box ** 2 + (2.0 / stripe_length(shape) if model.stripes and model.box > 1 else 0.0)
+    return model.detail or model.box <= 1, cost
+
+
 def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
                  template_vars: list[np.ndarray | None], models: list[TemplateModel] | None = None
                  ) -> tuple[TemplateModel, dict[str, float], float]:
-    """The model with the lowest cross-validated score over the given members.
+    """The model the cross-validation supports, by the one-standard-error rule.
+
+    Every model is scored on every member (:func:`cv_score`); the lowest mean score is the
+    best, and its standard error is that of the members' paired score differences. Among the
+    models whose mean score is within one standard error of the best, the one with the least
+    template noise (:func:`noise_cost`: no detail first, then the smallest variance) is
+    chosen (Hastie, Tibshirani & Friedman, *Elements of Statistical Learning*, 7.10): a model
+    that the data cannot tell from the best must not add noise that point-source photometry
+    pays for.
 
     Parameters
     ----------
@@ -283,25 +301,36 @@ def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
 
     Returns
     -------
-    best : `TemplateModel`
+    chosen : `TemplateModel`
     scores : dict of str -> float
-        Every model's score relative to the best (1.0 = best; e.g. 1.08 = 8 % more
-        squared error), for the summary.
-    best_score : float
-        The best model's absolute score (normalised units squared).
+        Every model's mean score relative to the lowest (1.0 = lowest; 1.08 = 8 % more
+        error in noise units), for the summary.
+    chosen_score : float
+        The chosen model's absolute mean score (noise units).
     """
     models = candidates() if models is None else models
-    sse = {m: 0.0 for m in models}
-    npx = {m: 0 for m in models}
+    per: dict[TemplateModel, list[float]] = {m: [] for m in models}
     for own, tmpl, tvar in zip(own_planes, templates, template_vars):
-        for m, pred in _predictions(tmpl, tvar, models).items():
-            score, n = cv_score(own, pred)
-            if np.isfinite(score):
-                sse[m] += score * n
-                npx[m] += n
-    totals = {m: (sse[m] / npx[m] if npx[m] else float("inf")) for m in models}
-    best = min(models, key=lambda m: (totals[m], models.index(m)))
-    ref = totals[best]
-    scores = {m.name: (round(totals[m] / ref, 5) if ref > 0 and np.isfinite(totals[m]) else None)
-              for m in models}
-    return best, scores, ref
+        nv = white_noise_variance(own)
+        member = {m: cv_score(own, pred, noise_var=nv)[0] for m, pred in _predictions(tmpl, tvar, models).items()}
+        if all(np.isfinite(v) for v in member.values()):
+            for m, v in member.items():
+                per[m].append(v)
+    if not per[models[0]]:
+        return models[0], {m.name: None for m in models}, float("inf")
+    means = {m: float(np.mean(v)) for m, v in per.items()}
+    best = min(models, key=lambda m: (means[m], models.index(m)))
+    k = len(per[best])
+
+    def se(m):
+        if k < 2:
+            return 0.0
+        d = np.asarray(per[m]) - np.asarray(per[best])
+        return float(np.std(d, ddof=1) / np.sqrt(k))
+
+    shape = own_planes[0].shape
+    within = [m for m in models if means[m] - means[best] <= se(m)]
+    chosen = min(within, key=lambda m: (noise_cost(m, shape), models.index(m)))
+    ref = means[best]
+    scores = {m.name: (round(means[m] / ref, 5) if ref > 0 else None) for m in models}
+    return chosen, scores, means[chosen]
