@@ -1,0 +1,106 @@
+"""FITS I/O of the cleaning: the arrays of a cal file in, a cleaned cal file and its maps out.
+
+Cal files are read with astropy.io.fits (SCI, ERR, DQ, VAR_*); the cleaned file is written
+through stdatamodels from the stage-2 file, so its metadata and WCS stay jwst's, with the
+provenance keywords added. Both writes are atomic (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fsutil import atomic_path
+from . import median_filter as mf
+from .provenance import add_provenance
+
+__all__ = ["VARIANCES", "MAP_BITS", "Exposure", "read_exposure", "write_cal", "write_maps", "psf_fwhm_pixels"]
+
+#: Bits of the CLEANMAP extension of ``<stem>_segm.fits``.
+MAP_BITS = {"SOURCE": 1, "BAD": 2, "FILLED": 4, "OUTLIER": 8, "UNFILLED": 16, "UNCOVERED": 32,
+            "SKY": 64}
+
+VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
+
+
+@dataclass
+class Exposure:
+    """The arrays of one cal file the cleaning reads and writes (SCI in MJy/sr)."""
+
+    sci: np.ndarray
+    err: np.ndarray | None
+    dq: np.ndarray
+    variances: dict[str, np.ndarray]
+    header: dict
+    pixel_scale: float  # arcsec / pixel, from PIXAR_A2 (or the WCS)
+    fill: mf.FillResult | None = None
+
+
+def read_exposure(path: Path) -> Exposure:
+    """SCI, ERR, DQ and the variances of a cal file, and the primary-header facts."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        sci = np.array(hdul["SCI"].data, np.float32)
+        names = {h.name.lower() for h in hdul}
+        err = np.array(hdul["ERR"].data, np.float32) if "err" in names else None
+        dq = np.array(hdul["DQ"].data, np.uint32) if "dq" in names else np.zeros(sci.shape, np.uint32)
+        variances = {v: np.array(hdul[v.upper()].data, np.float32) for v in VARIANCES
+                     if v in names and hdul[v.upper()].data is not None and hdul[v.upper()].data.shape == sci.shape}
+        header = dict(hdul[0].header)
+        sh = hdul["SCI"].header
+    area = sh.get("PIXAR_A2") or header.get("PIXAR_A2")
+    if not area:
+        raise ValueError(f"{path.name} has no PIXAR_A2 (pixel area, arcsec^2) in its SCI header: "
+                         "not a stage-2 (photometrically calibrated) file")
+    scale = math.sqrt(float(area))
+    return Exposure(sci, err, dq, variances, header, scale)
+
+
+def write_cal(src: Path, exp: Exposure, final: Path, provenance: dict) -> None:
+    """The stage-2 file ``src`` with the cleaned arrays and provenance, as ``final`` (atomic)."""
+    from stdatamodels.jwst.datamodels import ImageModel
+
+    with ImageModel(str(src)) as model:
+        model.data = exp.sci
+        if exp.err is not None:
+            model.err = exp.err.astype(np.float32)
+        model.dq = exp.dq
+        for name, v in exp.variances.items():
+            setattr(model, name, v.astype(np.float32))
+        model.meta.filename = final.name
+        add_provenance(model, provenance)
+        with atomic_path(final) as tmp:
+            with open(tmp, "wb") as fh:  # a file object: stdatamodels keeps meta.filename
+                model.to_fits(fh)
+
+
+def write_maps(final: Path, stem: str, segm: np.ndarray, cmap: np.ndarray, group: str) -> None:
+    """``<stem>_segm.fits``: SEGM (int32 labels) and CLEANMAP (uint8, :data:`MAP_BITS`)."""
+    from astropy.io import fits
+
+    hdr = fits.Header()
+    hdr["EXPOSURE"] = stem
+    hdr["CLNGROUP"] = group
+    for name, bit in MAP_BITS.items():
+        hdr[f"MAP_{name}"[:8]] = (bit, f"CLEANMAP bit: {name.lower()}")
+    hdul = fits.HDUList([fits.PrimaryHDU(header=hdr),
+                         fits.ImageHDU(segm.astype(np.int32), name="SEGM"),
+                         fits.ImageHDU(cmap.astype(np.uint8), name="CLEANMAP")])
+    with atomic_path(final) as tmp:
+        hdul.writeto(tmp, overwrite=True)
+
+
+def psf_fwhm_pixels(filter_name: str, pixel_scale: float) -> float:
+    """Detection-kernel FWHM in pixels for a MIRI imager filter: the diffraction core
+    1.03 lambda / D of JWST (D = 6.5 m), lambda from the filter name (F770W: 7.70 um), at
+    least 2 pixels (the PSF is undersampled below ~7 um)."""
+    try:
+        wave_um = int(str(filter_name).strip().upper()[1:-1]) / 100.0
+    except ValueError:
+        return 3.0
+    fwhm_arcsec = 1.03 * wave_um * 1e-6 / 6.5 * 206264.806
+    return max(2.0, fwhm_arcsec / pixel_scale)
