@@ -30,7 +30,7 @@ import numpy as np
 
 from ..workspace import Workspace
 from . import dqflags, local_background as lb, masks as masks_mod, median_filter as mf, qa as qa_mod
-from . import super_background as sb, template_model as tm
+from . import frame_test as ftest, super_background as sb, template_model as tm
 from .io import MAP_BITS, Exposure, psf_fwhm_pixels, read_exposure, write_cal, write_maps
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ class GroupStats:
     model: str = ""
     cv_members: list[str] = field(default_factory=list)
     cv_scores: dict = field(default_factory=dict)
+    frame_test: dict = field(default_factory=dict)
     reason: str = ""
     skipped: bool = False  # done by an earlier run
 
@@ -177,10 +178,12 @@ class _Group:
         self.var_sum = np.zeros(shape, np.float64)
         self.var_cnt = np.zeros(shape, np.int32)
         self.norm_var: dict[int, np.ndarray] = {}
+        self.transforms: dict[int, tuple | None] = {}
         self.loo: sb.LeaveOneOut | None = None
 
     def add(self, i: int, exp: Exposure, excluded: np.ndarray, sky: float) -> None:
         plane = sb.masked_normalised(exp.sci, excluded, sky, out=self.stack[i])
+        self.transforms[i] = exp.pixel_sky_transforms()
         if exp.err is not None:
             plane[~np.isfinite(exp.err)] = np.nan
             contrib = np.isfinite(plane)
@@ -194,6 +197,16 @@ class _Group:
         self.stack = self.stack[:n_used]
         self.loo = sb.leave_one_out(self.stack) if n_used >= 2 else None
 
+    def frame(self) -> ftest.FrameTest | None:
+        """Detector- or sky-fixed smooth structure (:mod:`.frame_test`); None when it
+        cannot be measured (one exposure, or a file without a celestial WCS)."""
+        n = self.stack.shape[0]
+        tr = [self.transforms.get(i) for i in range(n)]
+        if n < 2 or any(t is None for t in tr):
+            return None
+        noise = [tm.white_noise_variance(self.stack[i]) for i in range(n)]
+        return ftest.frame_test(list(self.stack), [t[0] for t in tr], [t[1] for t in tr], noise)
+
     def template(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         tmpl, n_others = self.loo.template(self.stack[i])
         tvar = None
@@ -202,8 +215,12 @@ class _Group:
         return tmpl, tvar
 
 
-def _choose(group: _Group, usable: list[str], policy: str, cfg: dict) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
-    """(method, template model, Background2D box, scores, scoring members) for the group."""
+def _choose(group: _Group, usable: list[str], policy: str, cfg: dict, sky_fixed: bool = False
+            ) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
+    """(method, template model, Background2D box, scores, scoring members) for the group.
+
+    ``sky_fixed``: the smooth structure the exposures share is on the sky (extended
+    emission): only high-pass template models, and no Background2D (it would remove it)."""
     n = len(usable)
     idx = sorted({round(k * (n - 1) / max(1, MAX_CV_MEMBERS - 1)) for k in range(min(n, MAX_CV_MEMBERS))})
     names = [usable[i] for i in idx]
@@ -212,14 +229,14 @@ def _choose(group: _Group, usable: list[str], policy: str, cfg: dict) -> tuple[s
     scores: dict = {}
     best_model, best_score = None, math.inf
     if method_cfg in ("template", "auto") and group.loo is not None:
-        models = tm.candidates(include_none=(method_cfg == "auto" or fixed == 0), n_others=n - 1) \
-            if fixed == 0 else [tm.TemplateModel(fixed)]
+        models = tm.candidates(include_none=(method_cfg == "auto" or fixed == 0), n_others=n - 1,
+                               smooth=not sky_fixed) if fixed == 0 else [tm.TemplateModel(fixed, smooth=not sky_fixed)]
         own = [group.stack[i] for i in idx]
         pairs = [group.template(i) for i in idx]
         best_model, rel, best_score = tm.choose_model(own, [p[0] for p in pairs], [p[1] for p in pairs], models)
         scores.update(rel)
     box = None
-    if method_cfg in ("background2d", "auto"):
+    if method_cfg in ("background2d", "auto") and not sky_fixed:
         planes = [group.stack[i] for i in idx] if group.stack.shape[0] else []
         box, bscores = lb.choose_box(planes) if planes else (None, {})
         if box is not None and method_cfg == "auto" and best_model is not None and math.isfinite(best_score):
@@ -304,14 +321,23 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     if group is not None:
         group.finish(len(usable))
     method, model, box = "none", None, None
+    frame = group.frame() if group is not None else None
+    sky_fixed = bool(frame is not None and frame.sky_dominated)
+    if frame is not None:
+        gstats.frame_test = frame.as_dict()
     if usable:
-        method, model, box, gstats.cv_scores, gstats.cv_members = _choose(group, usable, policy, cfg)
+        method, model, box, gstats.cv_scores, gstats.cv_members = _choose(group, usable, policy, cfg, sky_fixed)
     gstats.method = method
     gstats.model = model.name if method == "template" else (f"box{box}" if box else "")
     gstats.template = method == "template"
     if method == "none":
         gstats.reason = gstats.reason or ("no usable exposure" if not usable else
                                           "cross-validation: no background model beat a flat background")
+    if sky_fixed:
+        gstats.reason = ((gstats.reason + "; ") if gstats.reason else "") + (
+            "the smooth background the exposures share is fixed on the sky (extended emission, "
+            f"{frame.n_sky_better} of {frame.n_informative} positions): only pixel-scale structure is "
+            "subtracted, the smooth level is left to stage 3's skymatch")
     log.info("clean group %s: %s %s (scores %s)", name, method, gstats.model, gstats.cv_scores)
     if qa and method == "template":
         qa_mod.template_png(ws, name, group.loo.full)
@@ -352,6 +378,14 @@ def _subtract_template(exp: Exposure, group: _Group, i: int, model: tm.TemplateM
     pixels the template did not cover (interpolated there, flagged UNCOVERED)."""
     tmpl, tvar = group.template(i)
     tmpl, tvar = tm.apply_model(tmpl, tvar, model)
+    if not model.smooth:  # structure only: in units of this exposure's own sky level
+        sky = sb.robust_sky(exp.sci, excluded)
+        res = sb.subtract_template(exp.sci, np.nan_to_num(tmpl), sky, exp.err, tvar, exp.variances,
+                                   var_name="var_flat", weight_var_name="var_rnoise")
+        exp.sci, exp.err, exp.variances = res.sci, res.err, res.variances
+        st.template, st.sky_subtracted, st.method, st.model = True, False, "template", model.name
+        st.scale, st.n_fit_pixels = sky, 0
+        return None
     scale, n_fit = sb.fit_scale(exp.sci, tmpl, excluded)
     if not math.isfinite(scale):
         st.note = "no sky pixel to fit the template's scale: no super background"

@@ -35,8 +35,27 @@ class Exposure:
     dq: np.ndarray
     variances: dict[str, np.ndarray]
     header: dict
-    pixel_scale: float  # arcsec / pixel, from PIXAR_A2 (or the WCS)
+    pixel_scale: float  # arcsec / pixel, from PIXAR_A2
+    sci_header: dict | None = None  # the SCI header (its FITS WCS approximates jwst's)
     fill: mf.FillResult | None = None
+
+    def pixel_sky_transforms(self):
+        """((x, y) -> (ra, dec), (ra, dec) -> (x, y)) from the SCI header's FITS WCS
+        (0-based pixels, degrees), or None without a celestial WCS."""
+        import warnings
+
+        from astropy.io import fits
+        from astropy.wcs import WCS
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w = WCS(fits.Header(self.sci_header)).celestial
+        except Exception:  # noqa: BLE001 - any unreadable WCS: no transform
+            return None
+        if not w.has_celestial or w.wcs.ctype[0] == "":
+            return None
+        return (lambda x, y: w.pixel_to_world_values(x, y)), (lambda a, d: w.world_to_pixel_values(a, d))
 
 
 def read_exposure(path: Path) -> Exposure:
@@ -51,13 +70,13 @@ def read_exposure(path: Path) -> Exposure:
         variances = {v: np.array(hdul[v.upper()].data, np.float32) for v in VARIANCES
                      if v in names and hdul[v.upper()].data is not None and hdul[v.upper()].data.shape == sci.shape}
         header = dict(hdul[0].header)
-        sh = hdul["SCI"].header
+        sh = hdul["SCI"].header.copy()
     area = sh.get("PIXAR_A2") or header.get("PIXAR_A2")
     if not area:
         raise ValueError(f"{path.name} has no PIXAR_A2 (pixel area, arcsec^2) in its SCI header: "
                          "not a stage-2 (photometrically calibrated) file")
     scale = math.sqrt(float(area))
-    return Exposure(sci, err, dq, variances, header, scale)
+    return Exposure(sci, err, dq, variances, header, scale, sci_header=sh)
 
 
 def write_cal(src: Path, exp: Exposure, final: Path, provenance: dict) -> None:

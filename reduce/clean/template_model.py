@@ -51,18 +51,22 @@ CLIP_SIGMA = 30.0
 class TemplateModel:
     """One way of using a template: a ``box`` x ``box`` smoothing (1 = none), plus column
     and row structure (``stripes``) and significant pixels (``detail``) of the residual.
-    ``use_template = False`` is the no-template model (a flat background)."""
+    ``use_template = False`` is the no-template model (a flat background); ``smooth =
+    False`` keeps only the stripes and detail (pixel-scale detector structure) and leaves
+    the smooth background alone (:mod:`.frame_test`: when it is on the sky)."""
 
     box: int = 1
     stripes: bool = False
     detail: bool = False
     use_template: bool = True
+    smooth: bool = True  # False: only the stripes / detail (the box-smoothed part is left alone)
 
     @property
     def name(self) -> str:
         if not self.use_template:
             return "none"
-        return f"box{self.box}" + ("+stripes" if self.stripes else "") + ("+detail" if self.detail else "")
+        return (("box" if self.smooth else "highpass") + f"{self.box}" + ("+stripes" if self.stripes else "")
+                + ("+detail" if self.detail else ""))
 
 
 NONE = TemplateModel(use_template=False)
@@ -75,11 +79,16 @@ MIN_OTHERS_PIXEL_SCALE = 3
 
 
 def candidates(boxes: tuple[int, ...] = (1, 3, 5, 9, 17, 33, 65), include_none: bool = True,
-               n_others: int = MIN_OTHERS_PIXEL_SCALE) -> list[TemplateModel]:
+               n_others: int = MIN_OTHERS_PIXEL_SCALE, smooth: bool = True) -> list[TemplateModel]:
     """Every model to try: the raw template, each box with and without stripes and detail,
     and (``include_none``) no template. With fewer than :data:`MIN_OTHERS_PIXEL_SCALE`
-    exposures in each template (``n_others``), only smoothed models without detail."""
+    exposures in each template (``n_others``), only smoothed models without detail. With
+    ``smooth = False``, only high-pass models (stripes and/or detail, no smooth part)."""
     pixel = n_others >= MIN_OTHERS_PIXEL_SCALE
+    if not smooth:
+        out = [TemplateModel(b, s, d, smooth=False) for b in boxes if b > 1
+               for s, d in ((True, False), (False, True), (True, True)) if pixel or not d]
+        return out + ([NONE] if include_none else [])
     out = [TemplateModel(1)] if pixel else []
     for b in boxes:
         if b > 1:
@@ -159,6 +168,10 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
         out = np.where(keep, out + resid, out)
         if var is not None:
             var = np.where(keep, template_var, var)
+    if not model.smooth:  # the structure only: zero where nothing was kept
+        out = out - smooth
+        if var is not None:
+            var = np.maximum(var - template_var / np.maximum(n, 1.0), 0.0)
     out = np.where(np.isfinite(t), out, np.nan)
     return out.astype(np.float32), var
 
@@ -260,6 +273,8 @@ def _predictions(template: np.ndarray, template_var: np.ndarray | None, models: 
                 with np.errstate(invalid="ignore"):
                     keep = np.isfinite(r) & (np.abs(r) > DETAIL_SIGMA * sigma)
                 base = np.where(keep, t, base)
+            if not m.smooth:
+                base = base - smooth
             out[m] = np.where(finite, base, np.nan)
     for m in models:
         if not m.use_template:
@@ -273,7 +288,8 @@ def noise_cost(model: TemplateModel, shape: tuple[int, int]) -> tuple[bool, floa
     raw template's). The no-template model costs nothing."""
     if not model.use_template:
         return False, 0.0
-    cost = 1.0 / model.box ** 2 + (2.0 / stripe_length(shape) if model.stripes and model.box > 1 else 0.0)
+    cost = (1.0 / model.box ** 2 if model.smooth else 0.0) + (
+        2.0 / stripe_length(shape) if model.stripes and model.box > 1 else 0.0)
     return model.detail or model.box <= 1, cost
 
 
