@@ -3,7 +3,8 @@
 For the demo program (subarray) with --jobs 1 and --jobs 2, and for the full-frame program
 with --jobs 2: wall time and peak RSS per stage and per task (one worker process per task,
 so RSS is that task's), the time inside the bare jwst pipeline calls next to the total (our
-overhead), and the cleaning benchmarks of ``benchmarks.bench_clean`` when present.
+overhead), the cleaning benchmarks of ``benchmarks.bench_clean`` and the cleaning quality
+of ``benchmarks.bench_clean_quality`` on every simulated program (``--skip-clean``: neither).
 """
 
 from __future__ import annotations
@@ -88,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import bench_clean, bench_clean_quality
 
         bench_clean.main([])
-        # cleaning quality against truth: off / original algorithm / ours, on the --jobs 2 demo
+        # cleaning quality against truth on every simulated program (the demo's base: the
+        # --jobs 2 reduction above): off / original algorithm / ours / truth
         small_ws = args.root / "small" / "jobs2"
-        bench_clean_quality.main(["--workspace", str(small_ws), "--root", str(args.root / "clean-quality")])
+        bench_clean_quality.main(["--workspace", str(small_ws), "--root", str(args.root / "clean-quality"),
+                                  "--crds-path", str(crds_path)])
     return 0
 
 

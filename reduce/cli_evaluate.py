@@ -17,7 +17,9 @@ def evaluate(workspace: Path = typer.Argument(..., help="workspace of a reduced 
                                                   help="simulator truth folder (default WORKSPACE/raw/truth)"),
              as_json: bool = typer.Option(False, "--json", help="machine-readable output, one object per mosaic")):
     """Compare the mosaics with the simulator's truth: background RMS / noise floor, mean
-    residual in noise units, median recovered / true flux of point sources above 20 sigma."""
+    residual in noise units, background flatness (scatter of 16x16-pixel block medians of
+    the sky / that of pure noise), and for point sources above 20 sigma the median, robust
+    scatter (%) and trend (% per decade of flux) of recovered / true flux."""
     from .errors import InputError
     from .evaluate import GOALS, evaluate_workspace, find_truth, format_table
 

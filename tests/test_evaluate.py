@@ -62,6 +62,23 @@ def test_residual_stats_known_answers():
     assert ev.residual_stats(res2, 1.0, sky)["n_sky"] == 20000
 
 
+def test_extended_emission_counts_as_sky_compact_sources_do_not():
+    yy, xx = np.mgrid[:320, :320].astype(float)
+    nebula = 3.0 * np.exp(-((yy - 160) ** 2 + (xx - 170) ** 2) / (2 * 250 ** 2))  # fills the field
+    stars = np.zeros_like(nebula)
+    stars[80, 80] = stars[200, 240] = 50.0
+    level = ev.extended_level(nebula + stars)
+    assert np.abs(level - nebula).max() < 0.04                        # follows the nebula (to its curvature), not the stars
+    covered = np.ones(nebula.shape, bool)
+    sky = ev.source_free_mask(nebula + stars, covered, 1.0, 2.0, level=level)
+    assert not ev.source_free_mask(nebula + stars, covered, 1.0, 2.0).any()   # the plain threshold: no sky
+    assert sky.mean() > 0.9 and not sky[80, 80] and not sky[200, 243] and sky[80, 90]
+    # no extended emission: level 0, the mask of the plain threshold
+    assert not ev.extended_level(stars).any()
+    assert np.array_equal(ev.source_free_mask(stars, covered, 1.0, 2.0, level=ev.extended_level(stars)),
+                          ev.source_free_mask(stars, covered, 1.0, 2.0))
+
+
 def test_clipped():
     v = np.array([0.0, 1.0, -1.0, np.nan, 100.0])
     assert sorted(ev.clipped(v, 1.0, 5.0)) == [-1.0, 0.0, 1.0]
