@@ -18,8 +18,10 @@ half of the informative positions by ``N_SIGMA`` binomial standard deviations: t
 smooth background the exposures share is (mostly) on the sky, and only pixel-scale
 structure may be taken from a template; the smooth level is left to stage 3's skymatch.
 Positions where the dithers are too small to move the sky to another block are ties and
-carry no information; with no significant evidence the detector frame is assumed (sources
-and bright extended emission are masked before this test).
+carry no information. A smooth model is subtracted only when the frames could be compared
+and the structure is not significantly on the sky (``smooth_on_detector``); with dithers
+too small to tell, extended emission and detector structure are the same thing to the
+data, and the emission (science) is kept.
 
 Pure functions: arrays (and coordinate transforms as callables) in, numbers out.
 """
@@ -37,6 +39,9 @@ __all__ = ["FrameTest", "block_size", "coarse_map", "frame_test", "N_SIGMA"]
 #: structure sky-fixed.
 N_SIGMA = 2.0
 
+#: Fewer informative positions than this: the dithers are too small to tell the frames apart.
+MIN_INFORMATIVE = 8
+
 
 @dataclass
 class FrameTest:
@@ -50,15 +55,26 @@ class FrameTest:
     block: int  # block size (pixels)
 
     @property
+    def informative(self) -> bool:
+        """Enough positions moved to another block between exposures to compare the frames."""
+        return self.n_informative >= MIN_INFORMATIVE
+
+    @property
+    def smooth_on_detector(self) -> bool:
+        """A smooth background model may be subtracted: the frames could be compared and the
+        shared structure is not significantly on the sky."""
+        return self.informative and not self.sky_dominated
+
+    @property
     def sky_dominated(self) -> bool:
         """True when the shared smooth structure is significantly fixed on the sky."""
         n = self.n_informative
-        return n >= 8 and self.n_sky_better > n / 2 + N_SIGMA * np.sqrt(n) / 2
+        return n >= MIN_INFORMATIVE and self.n_sky_better > n / 2 + N_SIGMA * np.sqrt(n) / 2
 
     def as_dict(self) -> dict:
         return {"detector_var": self.detector_var, "sky_var": self.sky_var, "noise_var": self.noise_var,
                 "n_sky_better": self.n_sky_better, "n_informative": self.n_informative, "block": self.block,
-                "sky_dominated": bool(self.sky_dominated)}
+                "sky_dominated": bool(self.sky_dominated), "smooth_on_detector": bool(self.smooth_on_detector)}
 
 
 def block_size(shape: tuple[int, int]) -> int:

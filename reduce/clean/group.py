@@ -322,7 +322,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
         group.finish(len(usable))
     method, model, box = "none", None, None
     frame = group.frame() if group is not None else None
-    sky_fixed = bool(frame is not None and frame.sky_dominated)
+    sky_fixed = bool(frame is not None and not frame.smooth_on_detector)
     if frame is not None:
         gstats.frame_test = frame.as_dict()
     if usable:
@@ -334,10 +334,13 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
         gstats.reason = gstats.reason or ("no usable exposure" if not usable else
                                           "cross-validation: no background model beat a flat background")
     if sky_fixed:
+        why = (f"the smooth background the exposures share is fixed on the sky (extended emission: "
+               f"{frame.n_sky_better} of {frame.n_informative} positions more coherent on the sky)"
+               if frame.sky_dominated else
+               f"the dithers are too small to tell detector structure from extended emission "
+               f"({frame.n_informative} informative positions)")
         gstats.reason = ((gstats.reason + "; ") if gstats.reason else "") + (
-            "the smooth background the exposures share is fixed on the sky (extended emission, "
-            f"{frame.n_sky_better} of {frame.n_informative} positions): only pixel-scale structure is "
-            "subtracted, the smooth level is left to stage 3's skymatch")
+            why + ": only pixel-scale structure is subtracted, the smooth level is left to stage 3's skymatch")
     log.info("clean group %s: %s %s (scores %s)", name, method, gstats.model, gstats.cv_scores)
     if qa and method == "template":
         qa_mod.template_png(ws, name, group.loo.full)
