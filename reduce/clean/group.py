@@ -246,10 +246,45 @@ def _choose(group: _Group, usable: list[str], policy: str, cfg: dict, sky_fixed:
         elif box is not None and method_cfg == "auto":
             scores.update(bscores)
     if box is not None:
+        hp = _background2d_plus_structure(group, idx, box, n, scores) if method_cfg == "auto" else None
+        if hp is not None:
+            return "background2d+template", hp, box, scores, names
         return "background2d", None, box, scores, names
     if best_model is None or not best_model.use_template:
         return "none", best_model, None, scores, names
     return "template", best_model, None, scores, names
+
+
+def _background2d_plus_structure(group: _Group, idx: list[int], box: int, n: int, scores: dict
+                                 ) -> tm.TemplateModel | None:
+    """With a per-exposure Background2D for the smooth part, does the pixel-scale structure
+    of the leave-one-out template (stripes, detail: :func:`.template_model.candidates` with
+    ``smooth=False``) improve the cross-validated prediction? Returns the best such model,
+    or None; adds ``background2d_<box>+<model>`` scores (relative to Background2D alone)."""
+    if group.loo is None:
+        return None
+    models = tm.candidates(include_none=False, n_others=n - 1, smooth=False)
+    base, per = [], {m: [] for m in models}
+    for i in idx:
+        own = group.stack[i]
+        b2d = lb.cv_prediction(own, box)
+        if b2d is None:
+            return None
+        nv = tm.white_noise_variance(own)
+        base.append(tm.cv_score(own, b2d, noise_var=nv)[0])
+        tmpl, tvar = group.template(i)
+        for m, pred in tm._predictions(tmpl, tvar, models).items():
+            per[m].append(tm.cv_score(own, b2d + np.nan_to_num(pred), noise_var=nv)[0])
+    ref = float(np.mean(base))
+    means = {m: float(np.mean(v)) for m, v in per.items()}
+    best = min(models, key=lambda m: (means[m], models.index(m)))
+    for m in models:
+        scores[f"background2d_{box}+{m.name}"] = round(means[m] / ref, 5)
+    if len(base) >= 2:  # one standard error of the paired differences, as for the templates
+        d = np.asarray(per[best]) - np.asarray(base)
+        if means[best] - ref > -float(np.std(d, ddof=1) / np.sqrt(len(d))):
+            return None
+    return best if means[best] < ref else None
 
 
 def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool = True,
@@ -328,8 +363,9 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     if usable:
         method, model, box, gstats.cv_scores, gstats.cv_members = _choose(group, usable, policy, cfg, sky_fixed)
     gstats.method = method
-    gstats.model = model.name if method == "template" else (f"box{box}" if box else "")
-    gstats.template = method == "template"
+    gstats.model = {"template": model.name if model else "", "background2d": f"box{box}",
+                    "background2d+template": f"box{box}+{model.name}" if model else ""}.get(method, "")
+    gstats.template = method in ("template", "background2d+template")
     if method == "none":
         gstats.reason = gstats.reason or ("no usable exposure" if not usable else
                                           "cross-validation: no background model beat a flat background")
@@ -355,14 +391,18 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
         uncovered = None
         prov = {"method": "none", "group": name, "n_group": len(stems), "pass": label}
         if stem in usable and method == "template":
-            uncovered = _subtract_template(exp, group, usable.index(stem), model, excluded, st)
+            uncovered = _subtract_template(exp, group, usable.index(stem), model, excluded, st, kept[stem].sky)
             prov.update(method="template", model=model.name, scale=st.scale)
-        elif stem in usable and method == "background2d":
+        elif stem in usable and method in ("background2d", "background2d+template"):
             bkg = lb.background2d(exp.sci, excluded, box)
             if bkg is not None:
                 exp.sci = np.where(np.isfinite(bkg), exp.sci - bkg, exp.sci).astype(np.float32)
                 st.method, st.model, st.sky_subtracted = "background2d", f"box{box}", True
                 prov.update(method="background2d", model=f"box{box}")
+                if method == "background2d+template":  # plus the template's pixel-scale structure
+                    _subtract_template(exp, group, usable.index(stem), model, excluded, st, kept[stem].sky)
+                    st.method, st.model, st.sky_subtracted = method, f"box{box}+{model.name}", True
+                    prov.update(method=method, model=st.model, scale=st.scale)
         if not st.sky_subtracted and not st.note:
             st.note = gstats.reason or "not part of the group's background model"
         _finish(ws, stem, name, src, exp, segm, smask, bad, excluded, uncovered, cfg, prov)
@@ -376,13 +416,12 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
 
 
 def _subtract_template(exp: Exposure, group: _Group, i: int, model: tm.TemplateModel, excluded: np.ndarray,
-                       st: ExposureStats) -> np.ndarray | None:
+                       st: ExposureStats, sky: float) -> np.ndarray | None:
     """Subtract member ``i``'s modelled template (scale fitted on its sky); returns the
     pixels the template did not cover (interpolated there, flagged UNCOVERED)."""
     tmpl, tvar = group.template(i)
     tmpl, tvar = tm.apply_model(tmpl, tvar, model)
-    if not model.smooth:  # structure only: in units of this exposure's own sky level
-        sky = sb.robust_sky(exp.sci, excluded)
+    if not model.smooth:  # structure only: in units of this exposure's own sky level (before any subtraction)
         res = sb.subtract_template(exp.sci, np.nan_to_num(tmpl), sky, exp.err, tvar, exp.variances,
                                    var_name="var_flat", weight_var_name="var_rnoise")
         exp.sci, exp.err, exp.variances = res.sci, res.err, res.variances

@@ -18,7 +18,7 @@ import numpy as np
 
 from .template_model import cv_score
 
-__all__ = ["BOX_SIZES", "background2d", "cv_background2d", "choose_box"]
+__all__ = ["BOX_SIZES", "background2d", "cv_prediction", "cv_background2d", "choose_box"]
 
 #: Box sizes tried (pixels), each kept only when smaller than a quarter of the image.
 BOX_SIZES = (16, 32, 64)
@@ -52,18 +52,24 @@ def _checkerboard(shape: tuple[int, int], block: int = 1) -> np.ndarray:
     return ((yy // block + xx // block) % 2) == 0
 
 
-def cv_background2d(own: np.ndarray, box: int) -> tuple[float, int]:
-    """Cross-validated score of Background2D with ``box`` on a normalised image ``own``
-    (NaN = source or bad): fitted on each half of a checkerboard, scored on the other."""
+def cv_prediction(own: np.ndarray, box: int) -> np.ndarray | None:
+    """Background2D with ``box`` of a normalised image ``own`` (NaN = source or bad),
+    each pixel predicted by the fit to the other half of a checkerboard (None if a fit fails)."""
     half = _checkerboard(own.shape)
     pred = np.full(own.shape, np.nan)
     excluded = ~np.isfinite(own)
     for fold in (half, ~half):  # half the pixels: a box may lose 75 % (50 % of the full fit's)
         b = background2d(own, excluded | ~fold, box, exclude_percentile=75.0)
         if b is None:
-            return float("nan"), 0
+            return None
         pred[~fold] = b[~fold]
-    return cv_score(own, pred)
+    return pred
+
+
+def cv_background2d(own: np.ndarray, box: int) -> tuple[float, int]:
+    """Cross-validated score of Background2D with ``box`` (:func:`cv_prediction`)."""
+    pred = cv_prediction(own, box)
+    return (float("nan"), 0) if pred is None else cv_score(own, pred)
 
 
 def choose_box(own_planes: list[np.ndarray]) -> tuple[int | None, dict[str, float]]:
