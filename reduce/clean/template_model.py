@@ -120,6 +120,18 @@ def stripe_length(shape: tuple[int, int]) -> int:
     return int(max(32, min(shape) // 4))
 
 
+def _significant(resid: np.ndarray, template_var: np.ndarray | None) -> np.ndarray:
+    """Residual pixels above ``DETAIL_SIGMA`` times the template's noise (its variance, or
+    without it the residual's robust standard deviation)."""
+    if template_var is not None:
+        sigma = np.sqrt(np.maximum(template_var, 0.0))
+    else:
+        r = resid[np.isfinite(resid)]
+        sigma = 1.4826 * float(np.median(np.abs(r - np.median(r)))) if r.size else np.inf
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(resid) & (np.abs(resid) > DETAIL_SIGMA * sigma)
+
+
 def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: TemplateModel
                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The template as ``model`` uses it, and its variance (normalised units squared).
@@ -158,13 +170,7 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
         if var is not None:
             var = var + 2.0 * template_var / L
     if model.detail:
-        if template_var is not None:
-            sigma = np.sqrt(np.maximum(template_var, 0.0))
-        else:
-            r = resid[np.isfinite(resid)]
-            sigma = 1.4826 * float(np.median(np.abs(r - np.median(r)))) if r.size else np.inf
-        with np.errstate(invalid="ignore"):
-            keep = np.isfinite(resid) & (np.abs(resid) > DETAIL_SIGMA * sigma)
+        keep = _significant(resid, template_var)
         out = np.where(keep, out + resid, out)
         if var is not None:
             var = np.where(keep, template_var, var)
@@ -264,15 +270,7 @@ def _predictions(template: np.ndarray, template_var: np.ndarray | None, models: 
         for m in variants:
             base = smooth + stripes if m.stripes else smooth
             if m.detail:
-                r = t - base
-                if template_var is not None:
-                    sigma = np.sqrt(np.maximum(template_var, 0.0))
-                else:
-                    rr = r[np.isfinite(r)]
-                    sigma = 1.4826 * float(np.median(np.abs(rr - np.median(rr)))) if rr.size else np.inf
-                with np.errstate(invalid="ignore"):
-                    keep = np.isfinite(r) & (np.abs(r) > DETAIL_SIGMA * sigma)
-                base = np.where(keep, t, base)
+                base = np.where(_significant(t - base, template_var), t, base)
             if not m.smooth:
                 base = base - smooth
             out[m] = np.where(finite, base, np.nan)
