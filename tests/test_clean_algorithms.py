@@ -283,13 +283,13 @@ def test_rowwise_nanmedian_equals_numpy():
     np.testing.assert_array_equal(count, np.isfinite(vals).sum(axis=1))
 
 
-def test_smooth_template_box_mean_nan_aware_and_variance_count():
-    from reduce.clean.super_background import smooth_template
+def test_template_box_mean_nan_aware_and_variance_count():
+    from reduce.clean.template_model import nan_box
 
     t = np.ones((9, 9), np.float32)
     t[4, 4] = 10.0          # one noisy pixel spreads as a 3x3 box mean
     t[0, 0] = np.nan        # an uncovered pixel stays uncovered
-    out, n = smooth_template(t, 3)
+    out, n = nan_box(t, (3, 3))
     assert np.isnan(out[0, 0])
     assert out[4, 4] == pytest.approx((8 + 10) / 9)
     assert out[8, 8] == pytest.approx(1.0)            # edge: truncated window, no bias

@@ -28,6 +28,7 @@ Pure functions: arrays (and coordinate transforms as callables) in, numbers out.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -91,11 +92,9 @@ def coarse_map(plane: np.ndarray, block: int) -> np.ndarray:
     blk = plane[:ny, :nx].reshape(ny // block, block, nx // block, block).transpose(0, 2, 1, 3)
     blk = blk.reshape(ny // block, nx // block, block * block)
     enough = np.isfinite(blk).sum(axis=-1) >= (block * block) // 2
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(blk, axis=-1)
+    with warnings.catch_warnings():  # all-NaN blocks: NaN, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(blk, axis=-1)
     med[~enough] = np.nan
     ref = np.nanmedian(med) if np.isfinite(med).any() else np.nan
     return med / ref - 1.0
@@ -103,8 +102,6 @@ def coarse_map(plane: np.ndarray, block: int) -> np.ndarray:
 
 def _variances(values: np.ndarray) -> np.ndarray:
     """Variance across exposures (axis 0) per position; NaN with fewer than 2 values."""
-    import warnings
-
     out = np.full(values.shape[1], np.nan)
     ok = np.isfinite(values).sum(axis=0) >= 2
     with warnings.catch_warnings():

@@ -236,9 +236,10 @@ def _choose(group: _Group, usable: list[str], policy: str, cfg: dict, sky_fixed:
         best_model, rel, best_score = tm.choose_model(own, [p[0] for p in pairs], [p[1] for p in pairs], models)
         scores.update(rel)
     box = None
+    b2d_preds: dict[int, list] = {}
     if method_cfg in ("background2d", "auto") and not sky_fixed:
         planes = [group.stack[i] for i in idx] if group.stack.shape[0] else []
-        box, bscores = lb.choose_box(planes) if planes else (None, {})
+        box, bscores = lb.choose_box(planes, b2d_preds) if planes else (None, {})
         if box is not None and method_cfg == "auto" and best_model is not None and math.isfinite(best_score):
             scores.update({k: round(v / best_score, 5) for k, v in bscores.items()})
             if bscores[f"background2d_{box}"] >= best_score:
@@ -246,7 +247,8 @@ def _choose(group: _Group, usable: list[str], policy: str, cfg: dict, sky_fixed:
         elif box is not None and method_cfg == "auto":
             scores.update(bscores)
     if box is not None:
-        hp = _background2d_plus_structure(group, idx, box, n, scores) if method_cfg == "auto" else None
+        hp = (_background2d_plus_structure(group, idx, box, b2d_preds[box], n, scores)
+              if method_cfg == "auto" else None)
         if hp is not None:
             return "background2d+template", hp, box, scores, names
         return "background2d", None, box, scores, names
@@ -255,35 +257,34 @@ def _choose(group: _Group, usable: list[str], policy: str, cfg: dict, sky_fixed:
     return "template", best_model, None, scores, names
 
 
-def _background2d_plus_structure(group: _Group, idx: list[int], box: int, n: int, scores: dict
-                                 ) -> tm.TemplateModel | None:
+def _background2d_plus_structure(group: _Group, idx: list[int], box: int, b2d_preds: list, n: int,
+                                 scores: dict) -> tm.TemplateModel | None:
     """With a per-exposure Background2D for the smooth part, does the pixel-scale structure
     of the leave-one-out template (stripes, detail: :func:`.template_model.candidates` with
-    ``smooth=False``) improve the cross-validated prediction? Returns the best such model,
-    or None; adds ``background2d_<box>+<model>`` scores (relative to Background2D alone)."""
+    ``smooth=False``) improve the cross-validated prediction? ``b2d_preds``: the members'
+    cross-validated Background2D predictions (:func:`.local_background.choose_box`).
+    Returns the best such model, or None; adds ``background2d_<box>+<model>`` scores
+    (relative to Background2D alone)."""
     if group.loo is None:
         return None
     models = tm.candidates(include_none=False, n_others=n - 1, smooth=False)
     base, per = [], {m: [] for m in models}
-    for i in idx:
+    for i, b2d in zip(idx, b2d_preds):
         own = group.stack[i]
-        b2d = lb.cv_prediction(own, box)
         if b2d is None:
             return None
         nv = tm.white_noise_variance(own)
         base.append(tm.cv_score(own, b2d, noise_var=nv)[0])
         tmpl, tvar = group.template(i)
-        for m, pred in tm._predictions(tmpl, tvar, models).items():
+        for m, pred in tm.predictions(tmpl, tvar, models).items():
             per[m].append(tm.cv_score(own, b2d + np.nan_to_num(pred), noise_var=nv)[0])
     ref = float(np.mean(base))
     means = {m: float(np.mean(v)) for m, v in per.items()}
     best = min(models, key=lambda m: (means[m], models.index(m)))
     for m in models:
         scores[f"background2d_{box}+{m.name}"] = round(means[m] / ref, 5)
-    if len(base) >= 2:  # one standard error of the paired differences, as for the templates
-        d = np.asarray(per[best]) - np.asarray(base)
-        if means[best] - ref > -float(np.std(d, ddof=1) / np.sqrt(len(d))):
-            return None
+    if means[best] - ref > -tm.paired_standard_error(per[best], base):  # not better by 1 SE
+        return None
     return best if means[best] < ref else None
 
 

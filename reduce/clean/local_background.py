@@ -18,7 +18,7 @@ import numpy as np
 
 from .template_model import cv_score
 
-__all__ = ["BOX_SIZES", "background2d", "cv_prediction", "cv_background2d", "choose_box"]
+__all__ = ["BOX_SIZES", "background2d", "cv_prediction", "cv_background2d", "box_sizes", "choose_box"]
 
 #: Box sizes tried (pixels), each kept only when smaller than a quarter of the image.
 BOX_SIZES = (16, 32, 64)
@@ -72,18 +72,29 @@ def cv_background2d(own: np.ndarray, box: int) -> tuple[float, int]:
     return (float("nan"), 0) if pred is None else cv_score(own, pred)
 
 
-def choose_box(own_planes: list[np.ndarray]) -> tuple[int | None, dict[str, float]]:
+def box_sizes(shape: tuple[int, int]) -> list[int]:
+    """The :data:`BOX_SIZES` that fit four times in the image (else a quarter of it)."""
+    return [b for b in BOX_SIZES if b <= min(shape) // 4] or [max(4, min(shape) // 4)]
+
+
+def choose_box(own_planes: list[np.ndarray], predictions: dict[int, list] | None = None
+               ) -> tuple[int | None, dict[str, float]]:
     """The box size with the lowest summed cross-validated score over the members.
+
+    ``predictions``: a dict that receives, per box size, each member's cross-validated
+    prediction (:func:`cv_prediction`; None where a fit failed), for callers that score
+    more models on top of the Background2D without fitting it again.
 
     Returns (box or None when no size could be fitted, {"background2d_<box>": score})
     with absolute scores (normalised units squared), for comparison with the templates'."""
-    shape = own_planes[0].shape
-    sizes = [b for b in BOX_SIZES if b <= min(shape) // 4] or [max(4, min(shape) // 4)]
     totals: dict[int, float] = {}
-    for box in sizes:
+    for box in box_sizes(own_planes[0].shape):
+        preds = [cv_prediction(own, box) for own in own_planes]
+        if predictions is not None:
+            predictions[box] = preds
         sse, npx = 0.0, 0
-        for own in own_planes:
-            s, n = cv_background2d(own, box)
+        for own, pred in zip(own_planes, preds):
+            s, n = (float("nan"), 0) if pred is None else cv_score(own, pred)
             if not np.isfinite(s):
                 sse, npx = float("nan"), 0
                 break

@@ -91,25 +91,6 @@ def robust_sky(sci: np.ndarray, mask: np.ndarray | None = None, sigma: float = 3
     return float(med)
 
 
-def smooth_template(template: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Box-mean smoothing of a template over its finite pixels (NaN-aware, edges truncated).
-
-    Returns (smoothed template, number of pixels averaged at each pixel). Pixels that are NaN
-    in ``template`` (not covered by the other exposures) stay NaN. With few exposures the
-    leave-one-out median is noise-dominated; a ``size`` x ``size`` box divides its variance by
-    about size**2 and keeps structure larger than the box (the detector-fixed pattern).
-    """
-    from scipy.ndimage import uniform_filter
-
-    finite = np.isfinite(template)
-    num = uniform_filter(np.where(finite, template, 0.0).astype(np.float64), size, mode="constant")
-    den = uniform_filter(finite.astype(np.float64), size, mode="constant")
-    out = np.full(template.shape, np.nan, np.float32)
-    ok = finite & (den > 0)
-    out[ok] = num[ok] / den[ok]
-    return out, den * size * size
-
-
 def masked_normalised(sci: np.ndarray, mask: np.ndarray, sky: float,
                       out: np.ndarray | None = None) -> np.ndarray:
     """``sci / sky`` with masked and non-finite pixels set to NaN (dimensionless).

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "cv_score", "choose_model",
+__all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
+           "paired_standard_error",
            "DETAIL_SIGMA", "NONE"]
 
 #: A residual pixel is real template structure when above this many sigma of the template's
@@ -151,35 +152,23 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
         For ``none``: zeros (nothing to subtract beyond a constant) and zero variance.
     """
     t = np.asarray(template, np.float64)
+    pred, n, keep = _variants(t, template_var, [model])[model]
+    pred = pred.astype(np.float32)
+    if template_var is None:
+        return pred, None
     if not model.use_template:
-        z = np.where(np.isfinite(t), 0.0, np.nan)
-        return z.astype(np.float32), None if template_var is None else np.zeros_like(t)
+        return pred, np.zeros_like(t)
     if model.box <= 1:
-        return t.astype(np.float32), template_var
-    smooth, n = nan_box(t, (model.box, model.box))
-    var = None if template_var is None else template_var / np.maximum(n, 1.0)
-    out = smooth
-    resid = t - smooth
+        return pred, template_var
+    n = np.maximum(n, 1.0)
+    var = template_var / n
     if model.stripes:
-        L = stripe_length(t.shape)
-        col, _ = nan_box(resid, (L, 1))
-        resid = resid - col
-        row, _ = nan_box(resid, (1, L))
-        resid = resid - row
-        out = out + np.nan_to_num(col) + np.nan_to_num(row)
-        if var is not None:
-            var = var + 2.0 * template_var / L
-    if model.detail:
-        keep = _significant(resid, template_var)
-        out = np.where(keep, out + resid, out)
-        if var is not None:
-            var = np.where(keep, template_var, var)
-    if not model.smooth:  # the structure only: zero where nothing was kept
-        out = out - smooth
-        if var is not None:
-            var = np.maximum(var - template_var / np.maximum(n, 1.0), 0.0)
-    out = np.where(np.isfinite(t), out, np.nan)
-    return out.astype(np.float32), var
+        var = var + 2.0 * template_var / stripe_length(t.shape)
+    if keep is not None:
+        var = np.where(keep, template_var, var)
+    if not model.smooth:  # the structure only
+        var = np.maximum(var - template_var / n, 0.0)
+    return pred, var
 
 
 def white_noise_variance(image: np.ndarray) -> float:
@@ -247,37 +236,56 @@ def cv_score(own: np.ndarray, predicted: np.ndarray, scales: tuple[int, ...] = S
     return float(np.mean(terms)), n
 
 
-def _predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]):
-    """``{model: predicted template}`` for every model, sharing the smoothing of a box
-    between its variants (the same arrays :func:`apply_model` gives)."""
-    t = np.asarray(template, np.float64)
+def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]) -> dict:
+    """``{model: (predicted template, pixels in its box mean, detail pixels kept)}`` for
+    every model (float64; the last two None where they do not apply), sharing the
+    smoothing of a box between its variants."""
     finite = np.isfinite(t)
-    out: dict[TemplateModel, np.ndarray] = {}
+    out: dict[TemplateModel, tuple] = {}
     for box in sorted({m.box for m in models if m.use_template}):
         variants = [m for m in models if m.use_template and m.box == box]
         if box <= 1:
             for m in variants:
-                out[m] = t
+                out[m] = (t, None, None)
             continue
-        smooth, _ = nan_box(t, (box, box))
+        smooth, n = nan_box(t, (box, box))
         resid = t - smooth
         stripes = None
         if any(m.stripes for m in variants):
             L = stripe_length(t.shape)
             col, _ = nan_box(resid, (L, 1))
             row, _ = nan_box(resid - col, (1, L))
-            stripes = np.nan_to_num(col) + np.nan_to_num(row)
+            stripes = (np.nan_to_num(col), np.nan_to_num(row))
         for m in variants:
-            base = smooth + stripes if m.stripes else smooth
+            base = smooth + stripes[0] + stripes[1] if m.stripes else smooth
+            keep = None
             if m.detail:
-                base = np.where(_significant(t - base, template_var), t, base)
+                keep = _significant(t - base, template_var)
+                base = np.where(keep, t, base)
             if not m.smooth:
                 base = base - smooth
-            out[m] = np.where(finite, base, np.nan)
+            out[m] = (np.where(finite, base, np.nan), n, keep)
     for m in models:
         if not m.use_template:
-            out[m] = np.where(finite, 0.0, np.nan)
+            out[m] = (np.where(finite, 0.0, np.nan), None, None)
     return out
+
+
+def predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]
+                ) -> dict[TemplateModel, np.ndarray]:
+    """``{model: predicted template}`` (float64) for every model: the arrays
+    :func:`apply_model` gives, with one smoothing per box for all its variants."""
+    t = np.asarray(template, np.float64)
+    return {m: v[0] for m, v in _variants(t, template_var, models).items()}
+
+
+def paired_standard_error(scores: list[float], reference: list[float]) -> float:
+    """Standard error of the mean of the members' paired differences ``scores - reference``
+    (0 with fewer than two members): the yardstick of the one-standard-error rule."""
+    if len(scores) < 2:
+        return 0.0
+    d = np.asarray(scores) - np.asarray(reference)
+    return float(np.std(d, ddof=1) / np.sqrt(len(d)))
 
 
 def noise_cost(model: TemplateModel, shape: tuple[int, int]) -> tuple[bool, float]:
@@ -326,7 +334,7 @@ def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
     per: dict[TemplateModel, list[float]] = {m: [] for m in models}
     for own, tmpl, tvar in zip(own_planes, templates, template_vars):
         nv = white_noise_variance(own)
-        member = {m: cv_score(own, pred, noise_var=nv)[0] for m, pred in _predictions(tmpl, tvar, models).items()}
+        member = {m: cv_score(own, pred, noise_var=nv)[0] for m, pred in predictions(tmpl, tvar, models).items()}
         if all(np.isfinite(v) for v in member.values()):
             for m, v in member.items():
                 per[m].append(v)
@@ -334,16 +342,9 @@ def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
         return models[0], {m.name: None for m in models}, float("inf")
     means = {m: float(np.mean(v)) for m, v in per.items()}
     best = min(models, key=lambda m: (means[m], models.index(m)))
-    k = len(per[best])
-
-    def se(m):
-        if k < 2:
-            return 0.0
-        d = np.asarray(per[m]) - np.asarray(per[best])
-        return float(np.std(d, ddof=1) / np.sqrt(k))
 
     shape = own_planes[0].shape
-    within = [m for m in models if means[m] - means[best] <= se(m)]
+    within = [m for m in models if means[m] - means[best] <= paired_standard_error(per[m], per[best])]
     chosen = min(within, key=lambda m: (noise_cost(m, shape), models.index(m)))
     ref = means[best]
     scores = {m.name: (round(means[m] / ref, 5) if ref > 0 else None) for m in models}
