@@ -187,6 +187,21 @@ def test_small_group_background_chosen_from_the_data(workspace):
         assert all(summary["exposures"][s]["sky_subtracted"] for s in small["members"])
 
 
+def test_stage2_file_without_pixel_area_is_an_input_error(workspace):
+    from astropy.io import fits
+
+    from reduce.errors import InputError
+
+    ws, stems = workspace
+    path = ws.output("stage2", stems[0])
+    with fits.open(path) as h:
+        h["SCI"].header.remove("PIXAR_A2", ignore_missing=True)
+        h[0].header.remove("PIXAR_A2", ignore_missing=True)
+        h.writeto(path, overwrite=True)
+    with pytest.raises(InputError, match=f"{stems[0]}_cal.fits has no PIXAR_A2.*rerun stage 2"):
+        run(ws, stems, _cfg())
+
+
 def test_resumability_is_per_group(workspace):
     ws, stems = workspace
     run(ws, stems, _cfg())

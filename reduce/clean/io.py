@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..fsutil import atomic_path
 from . import median_filter as mf
 from .provenance import add_provenance
@@ -73,8 +74,8 @@ def read_exposure(path: Path) -> Exposure:
         sh = hdul["SCI"].header.copy()
     area = sh.get("PIXAR_A2") or header.get("PIXAR_A2")
     if not area:
-        raise ValueError(f"{path.name} has no PIXAR_A2 (pixel area, arcsec^2) in its SCI header: "
-                         "not a stage-2 (photometrically calibrated) file")
+        raise InputError(f"{path.name} has no PIXAR_A2 (pixel area, arcsec^2) in its SCI header: not a "
+                         "photometrically calibrated stage-2 file; rerun stage 2 (mirim-reduce stage2 --overwrite)")
     scale = math.sqrt(float(area))
     return Exposure(sci, err, dq, variances, header, scale, sci_header=sh)
 
