@@ -1,9 +1,10 @@
 """``python -m benchmarks``: the reduction's speed and memory, per stage and per exposure.
 
-For the demo program (subarray) with --jobs 1 and --jobs 2, and for the full-frame program
-with --jobs 2: wall time and peak RSS per stage and per task (one worker process per task,
-so RSS is that task's), the time inside the bare jwst pipeline calls next to the total (our
-overhead), the cleaning benchmarks of ``benchmarks.bench_clean`` and the cleaning quality
+For the demo program at subarray and at full-frame size, each with --jobs 1 and --jobs 2:
+wall time, share and peak RSS per stage and per task (workers are reused across stages, as in
+a real run, so a task's RSS is its worker's peak so far), the speed-up, the time inside the
+bare jwst calls and our overhead outside them (``ROOT/bench.md``: the README table), whether
+--jobs 1 and --jobs 2 give identical products, the cleaning benchmarks of ``benchmarks.bench_clean`` and the cleaning quality
 of ``benchmarks.bench_clean_quality`` on every simulated program (``--skip-clean``: neither).
 """
 
@@ -42,6 +43,19 @@ def bench_reduction(root: Path, size: str, jobs: int, crds_path: Path) -> dict:
     return {"size": size, "jobs": jobs, "simulate_s": t_sim, "summary": summary}
 
 
+def _jwst_seconds(outcomes: list[dict]) -> float:
+    """Seconds inside the bare jwst calls (pipelines, and the second pass's tweakreg/resample)."""
+    return sum(o["pipeline_seconds"] for o in outcomes)
+
+
+def _overhead_seconds(s, jobs: int) -> float:
+    """Wall seconds of ours outside jwst's calls, the cleaning and the packaging: the checks
+    before stage 1 plus, per pipeline task, its time outside the jwst call (process and import
+    start-up, associations, moving files) divided by the workers that ran them in parallel."""
+    tasks = [o for o in s.outcomes if o["stage"] in ("stage1", "stage2", "stage3")]
+    return s.stage_seconds.get("crds", 0.0) + sum(o["seconds"] - o["pipeline_seconds"] for o in tasks) / jobs
+
+
 def report(result: dict) -> str:
     s = result["summary"]
     lines = [f"\n== {result['size']} program, --jobs {result['jobs']}: {len(s.exposures)} exposures, "
@@ -49,17 +63,38 @@ def report(result: dict) -> str:
     rows = []
     for stage, wall in s.stage_seconds.items():
         outs = [o for o in s.outcomes if o["stage"] == stage]
-        pipe = sum(o["pipeline_seconds"] for o in outs)
+        pipe = _jwst_seconds(outs)
         task = sum(o["seconds"] for o in outs)
         rss = max((o["peak_rss_mb"] for o in outs), default=0.0)
-        rows.append([stage, len(outs), f"{wall:.1f}", f"{task:.1f}", f"{pipe:.1f}",
-                     f"{(task - pipe):.1f}", f"{rss:.0f}"])
-    lines.append(_table(rows, ["stage", "tasks", "wall s", "sum task s", "sum jwst s", "overhead s",
-                               "peak RSS MB"]))
+        rows.append([stage, len(outs), f"{wall:.1f}", f"{100 * wall / s.total_seconds:.0f}%", f"{task:.1f}",
+                     f"{pipe:.1f}", f"{rss:.0f}"])
+    lines.append(_table(rows, ["stage", "tasks", "wall s", "share", "sum task s", "sum jwst s",
+                               "peak RSS MB/worker"]))
     rows = [[o["stage"], o["name"], f"{o['seconds']:.1f}", f"{o['pipeline_seconds']:.1f}",
              f"{o['peak_rss_mb']:.0f}"] for o in s.outcomes]
-    lines.append(_table(rows, ["stage", "task", "task s", "jwst s", "peak RSS MB"]))
+    lines.append(_table(rows, ["stage", "task", "task s", "jwst s", "peak RSS MB (worker so far)"]))
     return "\n".join(lines)
+
+
+def summary_table(results: list[dict]) -> str:
+    """The README table: per program and --jobs, total, speed-up, stage shares, cleaning share,
+    peak RSS per worker, jwst's time and our overhead."""
+    header = ["program", "jobs", "total s", "speed-up", "stage1", "stage2", "clean", "stage3", "package",
+              "peak RSS MB", "jwst s (sum)", "overhead"]
+    rows = []
+    for r in results:
+        s = r["summary"]
+        base = next((x["summary"].total_seconds for x in results if x["size"] == r["size"] and x["jobs"] == 1), None)
+        share = {k: f"{100 * s.stage_seconds.get(k, 0.0) / s.total_seconds:.0f}%"
+                 for k in ("stage1", "stage2", "clean", "stage3", "package")}
+        rss = max((o["peak_rss_mb"] for o in s.outcomes), default=0.0)
+        over = _overhead_seconds(s, r["jobs"])
+        rows.append([f"{r['size']} ({len(s.exposures)} exp)", r["jobs"], f"{s.total_seconds:.1f}",
+                     f"{base / s.total_seconds:.2f}x" if base else "", *share.values(), f"{rss:.0f}",
+                     f"{_jwst_seconds(s.outcomes):.1f}", f"{over:.1f} s ({100 * over / s.total_seconds:.1f}%)"])
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,21 +105,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-clean", action="store_true", help="skip the cleaning algorithm benchmarks")
     args = p.parse_args(argv)
 
-    os.environ["MIRIM_REDUCE_FRESH_WORKERS"] = "1"
     from reduce import crds_setup
 
     crds_setup.offline_environment()  # before anything imports crds
     from reduce.cli import ensure_demo_context
 
     crds_path = ensure_demo_context(args.crds_path or crds_setup.default_cache_path())
-    results = [bench_reduction(args.root, "small", jobs, crds_path) for jobs in (1, 2)]
-    if not args.skip_full:
-        results.append(bench_reduction(args.root, "full", 2, crds_path))
+    sizes = ["small"] + ([] if args.skip_full else ["full"])
+    results = [bench_reduction(args.root, size, jobs, crds_path) for size in sizes for jobs in (1, 2)]
     for r in results:
         print(report(r))
-    small = {r["jobs"]: r["summary"].total_seconds for r in results if r["size"] == "small"}
-    print(f"\n--jobs 1 vs --jobs 2 (demo): {small[1]:.1f} s vs {small[2]:.1f} s "
-          f"(speed-up {small[1] / small[2]:.2f}x)")
+    table = summary_table(results)
+    (args.root / "bench.md").write_text(table + "\n")
+    print("\n" + table)
+    for size in sizes:
+        ws = {r["jobs"]: args.root / size / f"jobs{r['jobs']}" for r in results if r["size"] == size}
+        same = _verify_exact(ws[1], ws[2])
+        print(f"{size}: --jobs 1 and --jobs 2 products identical (verify --exact): {same}")
     if not args.skip_clean:
         from benchmarks import bench_clean, bench_clean_quality
 
@@ -95,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         bench_clean_quality.main(["--workspace", str(small_ws), "--root", str(args.root / "clean-quality"),
                                   "--crds-path", str(crds_path)])
     return 0
+
+
+def _verify_exact(a: Path, b: Path) -> bool:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "reduce.cli", "verify", str(a / "products"), str(b / "products"),
+                           "--exact"], capture_output=True, text=True)
+    return proc.returncode == 0
 
 
 if __name__ == "__main__":

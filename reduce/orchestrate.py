@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
 import time
-from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__, clean, config as config_mod, crds_setup, crds_tools, inputs
 from .errors import InputError, StageError
 from .fsutil import remove_tree, write_json, write_text
 from .stages import parameters, stage1, stage2, stage3
 from .stages.runner import Outcome, Task, run_task
+from .workers import WorkerPool
 from .workspace import STAGES, FirstPass, Workspace
 
 console = Console(stderr=True)
@@ -48,45 +45,17 @@ class RunSummary:
 def _remove_scratch(ws: Workspace) -> None:
     """Remove scratch files and folders an interrupted run left behind (names start with '.')."""
     first = FirstPass(ws.root)
-    for d in [ws.dir(stage) for stage in STAGES] + [first.dir("clean"), first.dir("stage3")]:
+    for d in [ws.dir(stage) for stage in STAGES] + [first.dir("clean"), first.dir("stage3"),
+                                                    first.root / "pass1" / "masks"]:
         if d.is_dir():
             for p in d.glob(".*"):
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def _worker_signals() -> None:
-    """Workers take SIGTERM like SIGINT (KeyboardInterrupt), as the main process does: a signal to
-    the whole process group (scancel, tini -g, systemd) stops them as Ctrl-C would."""
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-
-def execute(tasks: list[Task], jobs: int, label: str) -> list[Outcome]:
-    """Run tasks in ``jobs`` worker processes (spawned: each imports jwst afresh) with a progress bar."""
-    if not tasks:
-        return []
-    outcomes = []
-    columns = (TextColumn(f"{label:8s}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.description}"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("", total=len(tasks))
-        ctx = multiprocessing.get_context("spawn")
-        # Benchmarks set MIRIM_REDUCE_FRESH_WORKERS=1: one process per task, so peak RSS is per task.
-        per_child = 1 if os.environ.get("MIRIM_REDUCE_FRESH_WORKERS") == "1" else None
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
-                                 max_tasks_per_child=per_child, initializer=_worker_signals) as pool:
-            futures = {pool.submit(run_task, t): t for t in tasks}
-            try:
-                for fut in as_completed(futures):
-                    out = fut.result()
-                    outcomes.append(out)
-                    progress.update(bar, advance=1, description=("" if out.ok else f"FAILED {out.name}"))
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-    return sorted(outcomes, key=lambda o: o.name)
+def execute(tasks: list[Task], pool: WorkerPool, label: str) -> list[Outcome]:
+    """Run pipeline tasks in the run's workers with a progress bar; outcomes sorted by name."""
+    outs = pool.run(run_task, tasks, label, describe=lambda o: "" if o.ok else f"FAILED {o.name}")
+    return sorted(outs, key=lambda o: o.name)
 
 
 def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path: Path | None = None,
@@ -102,13 +71,26 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     # CRDS before the workspace is touched: every reference of every exposure, offline, with
     # all gaps listed in one error (the same check as `mirim-reduce crds check`).
     settings = crds_setup.configure(crds_path, crds_context)
-    config_mod.check_step_parameters(cfg)
-    t0 = time.perf_counter()
-    check = crds_tools.check_exposures([e.path for e in exposures], settings)
-    if not check.ok:
-        raise check.error()
-    step_pars = parameters.lookup([e.path for e in exposures], settings.context)  # CRDS pars-* references
-    crds_seconds = time.perf_counter() - t0
+    with ExitStack() as stack:
+        pool = stack.enter_context(WorkerPool(cfg["jobs"]))
+        # the step parameters are checked against jwst's step specs in a worker, which imports
+        # jwst for stage 1 anyway, while this process checks the CRDS cache
+        pars_checked = pool.submit(config_mod.check_step_parameters, dict(cfg))
+        t0 = time.perf_counter()
+        check = crds_tools.check_exposures([e.path for e in exposures], settings)
+        if not check.ok:
+            raise check.error()
+        step_pars = parameters.lookup([e.path for e in exposures], settings.context)  # CRDS pars-* references
+        crds_seconds = time.perf_counter() - t0
+        pars_checked.result()
+        _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
+                input_dir, t_start)
+    return summary
+
+
+def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
+            input_dir, t_start) -> None:
+    """The stages, on the locked workspace (after the inputs, CRDS and parameter checks)."""
     with ws, _run_log(ws) as log:
         _remove_scratch(ws)
         write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
@@ -131,28 +113,27 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
         summary.stage_seconds["crds"] = crds_seconds
 
         stems = [e.stem for e in exposures]
-        jobs = cfg["jobs"]
         cleaning = None
         for stage in stages:
             t0 = time.perf_counter()
             if stage == "stage1":
-                outs = execute(stage1.plan(ws, exposures, cfg), jobs, "stage 1")
+                outs = execute(stage1.plan(ws, exposures, cfg), pool, "stage 1")
             elif stage == "stage2":
-                outs = execute(stage2.plan(ws, stems, cfg), jobs, "stage 2")
+                outs = execute(stage2.plan(ws, stems, cfg), pool, "stage 2")
             elif stage == "clean":
-                cleaning, outs = _clean(ws, stems, cfg, jobs)
+                cleaning, outs = _clean(ws, stems, cfg, pool)
                 summary.notes += cleaning.notes
             else:
                 # stage 3 on its own: the cleaning's files (finished groups are not redone)
                 outs = []
                 if cleaning is None:
-                    cleaning, outs = _clean(ws, stems, cfg, jobs)
+                    cleaning, outs = _clean(ws, stems, cfg, pool)
                 report = cleaning
                 if report.sky_subtracted:
                     summary.notes.append("stage 3: skymatch skipped for mosaics whose every exposure had a super "
                                          "background subtracted (sky measured on source-masked pixels)")
                 outs = outs + execute(stage3.plan(ws, report.files, cfg, sky_subtracted=report.sky_subtracted),
-                                      jobs, "stage 3")
+                                      pool, "stage 3")
             summary.outcomes += [asdict(o) for o in outs]
             for o in outs:
                 log.info("%s %s: %s in %.1f s%s", stage, o.name, "ok" if o.ok else "FAILED", o.seconds,
@@ -177,50 +158,18 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
 
         summary.total_seconds = time.perf_counter() - t_start
         write_json(ws.root / "summary.json", asdict(summary))
-    return summary
 
 
-def _clean(ws: Workspace, stems: list[str], cfg: dict, jobs: int) -> tuple[clean.CleanReport, list[Outcome]]:
-    """The cleaning: one pass, or with ``clean_second_pass`` (and SUPER_BKG_SUB) two:
-    clean into ``pass1/clean``, mosaic that into ``pass1/stage3``, detect sources on the
-    mosaics, project their masks onto the exposures and clean again into ``clean/`` with
-    each exposure's mask plus the projected one (only mosaics with a super-background
-    exposure are made in the first pass). Returns the report of the last pass and
-    the first-pass stage-3 outcomes. Every part resumes like the stages do."""
-    from .clean.step import mosaic_masks
-
+def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool) -> tuple[clean.CleanReport, list[Outcome]]:
+    """The cleaning: one pass, or with ``clean_second_pass`` (and SUPER_BKG_SUB) two
+    (:mod:`reduce.clean.second_pass`). Returns the report of the last pass and the outcomes
+    of its tasks (groups, first-pass mosaic masks). Every part resumes like the stages do."""
     if not (cfg["clean_second_pass"] and cfg["SUPER_BKG_SUB"]):
-        return clean.run(ws, stems, cfg), []
-    first = FirstPass(ws.root).create()
-    rep1 = clean.run(first, stems, cfg, label="pass 1")
-    # only mosaics with a super-background exposure need a deeper mask (the others' cleaning
-    # is a fill outside sources); the first-pass mosaics only give masks: no catalogue
-    tasks = [t for t in stage3.plan(first, rep1.files, cfg, sky_subtracted=rep1.sky_subtracted)
-             if any(Path(i) in rep1.sky_subtracted for i in t.inputs)]
-    for t in tasks:
-        t.steps.setdefault("source_catalog", {})["skip"] = True
-    outs = execute(tasks, jobs, "stage 3 (pass 1)")
-    failed = [o.name for o in outs if not o.ok]
-    if failed:
-        raise StageError(f"second pass: the first-pass mosaic(s) {', '.join(failed)} failed (see "
-                         f"{first.log('stage3', failed[0])}); set clean_second_pass = false or fix the cause")
-    mask_notes: list[str] = []
-    notes_file = first.dir("stage3") / "mosaic_masks.json"
+        report = clean.run(ws, stems, cfg, pool=pool)
+        return report, report.outcomes
+    from .clean.second_pass import run_two_passes
 
-    def masks() -> dict:  # computed only if a group of the second pass is to be cleaned
-        extra, notes = mosaic_masks(first, stems, cfg)
-        write_json(notes_file, {"notes": notes})
-        mask_notes.extend(notes)
-        return extra
-
-    rep2 = clean.run(ws, stems, cfg, extra_masks=masks, label="pass 2")
-    if not mask_notes:  # every group was done: the figures of the run that made the masks
-        try:
-            mask_notes = json.loads(notes_file.read_text())["notes"]
-        except (OSError, ValueError, KeyError):
-            pass
-    rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *mask_notes, *rep2.notes]
-    return rep2, outs
+    return run_two_passes(ws, stems, cfg, pool)
 
 
 @contextmanager

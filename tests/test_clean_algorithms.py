@@ -181,6 +181,28 @@ def test_detection_masks_a_large_galaxy_and_a_star():
     assert res.segm.max() >= 2
 
 
+@pytest.mark.parametrize("small", [0, 10])
+def test_mask_is_the_same_with_and_without_deblending(small):
+    """Deblending splits segments but never changes their union (small objects are removed
+    before it), so masks skip it; a blended pair becomes two labels only with deblend."""
+    rng = np.random.default_rng(3)
+    ny = nx = 160
+    y, x = np.mgrid[:ny, :nx]
+    img = rng.normal(10, 0.1, (ny, nx))
+    for (cx, cy, amp, s) in [(50, 50, 8, 2.0), (56, 52, 6, 2.0), (120, 40, 3, 6.0), (125, 50, 4, 3.0),
+                             (30, 130, 20, 1.2), (100, 120, 2, 12.0), (140, 140, 0.8, 1.0)]:
+        img += amp * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s ** 2))
+    img = img.astype(np.float32)
+    err = np.full_like(img, 0.1)
+    kw = dict(detect_thresh=5.0, dilate_iterations=2, box_size=32, small_source_thresh=small)
+    plain = masks.source_mask(img, err, **kw)
+    deblended = masks.source_mask(img, err, deblend=True, **kw)
+    assert np.array_equal(plain.mask, deblended.mask)
+    assert np.array_equal(plain.segm > 0, deblended.segm > 0)
+    assert deblended.n_sources > plain.n_sources
+    assert plain.n_removed == deblended.n_removed
+
+
 # ----------------------------------------------------------------------------- grouping
 
 def test_original_key_merges_durations_ours_does_not():

@@ -22,10 +22,21 @@ def test_second_pass_products_and_masks(demo_run):
     # (F770W, F1500W: templates; F2100W, 2 exposures: the small-group model its data chose)
     subtracted = {e["group"].split("_")[0].lower() for e in first["exposures"].values() if e["sky_subtracted"]}
     assert subtracted == {"f770w", "f1500w", "f2100w"}, first["groups"]
-    firsts = sorted(p.name for p in ws.glob("pass1/stage3/*/*_i2d.fits"))
-    assert len(firsts) == 4, firsts
+    # first-pass mosaics are made in memory (tweakreg, skymatch, resample): only their masks
+    # are files, on the mosaic grid and projected onto every member
+    assert not list(ws.glob("pass1/stage3/*/*_i2d.fits"))
     masks = sorted(ws.glob("pass1/stage3/*/*_mosaic_mask.fits"))
     assert len(masks) == 4
+    projected = sorted(p.name.removesuffix("_mask.fits") for p in ws.glob("pass1/masks/*_mask.fits"))
+    assert projected == stems
+    for stem in stems:
+        with fits.open(ws / "pass1" / "masks" / f"{stem}_mask.fits") as h, \
+                fits.open(ws / "clean" / f"{stem}_segm.fits") as s:
+            extra = h["MASK"].data.astype(bool)
+            source = (s["CLEANMAP"].data & 1).astype(bool)
+            bad = (s["CLEANMAP"].data & 2).astype(bool)
+        assert 0.05 < extra.mean() < 0.9
+        assert not (extra & ~bad & ~source).any()  # every projected source pixel is masked in pass 2
     # the final cleaning is the second pass, and the projected masks added pixels
     assert summary["pass"] == "pass 2" and first["pass"] == "pass 1"
     assert summary["parameters"]["clean_second_pass"] is True
@@ -50,10 +61,55 @@ def test_second_pass_resumes_without_redoing(demo_run, crds_cache, tmp_path):
     shutil.copytree(ws0, ws, symlinks=True)  # copy2: modification times kept
     for p in ws.glob(".lock*"):
         p.unlink()
-    files = sorted([*ws.glob("pass1/clean/*_cal.fits"), *ws.glob("pass1/stage3/*/*_i2d.fits"),
+    files = sorted([*ws.glob("pass1/clean/*_cal.fits"), *ws.glob("pass1/masks/*_mask.fits"),
                     *ws.glob("clean/*_cal.fits"), *ws.glob("stage3/*/*_i2d.fits")])
-    assert len(files) == 14 + 4 + 14 + 4
+    assert len(files) == 14 + 14 + 14 + 4
     stamps = {p: p.stat().st_mtime_ns for p in files}
     cli("clean", ws, "--crds-path", crds_cache)
     cli("stage3", ws, "--crds-path", crds_cache)
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
+
+
+@pytest.mark.slow
+def test_group_without_projected_mask_is_pass_one_promoted(demo_run, crds_cache, tmp_path):
+    """A group none of whose members got a projected mask would be cleaned exactly as in pass
+    1: its pass-1 files are copied (MRC_PASS relabelled), and they equal a recomputation."""
+    import numpy as np
+    from astropy.io import fits
+
+    _, ws0, _ = demo_run
+    ws = tmp_path / "ws"
+    shutil.copytree(ws0, ws, symlinks=True)
+    for p in ws.glob(".lock*"):
+        p.unlink()
+    f2100w = sorted(p.name.removesuffix("_cal.fits") for p in ws.glob("stage2/*_cal.fits")
+                    if fits.getval(p, "FILTER") == "F2100W")
+    assert len(f2100w) == 2
+    for stem in f2100w:  # as if the first pass had made no mosaic for them
+        (ws / "pass1" / "masks" / f"{stem}_mask.fits").unlink()
+    for p in ws.glob("clean/*_cal.fits"):
+        p.unlink()
+    cli("clean", ws, "--crds-path", crds_cache)
+    summary = json.loads((ws / "clean" / "clean_summary.json").read_text())
+    group = summary["exposures"][f2100w[0]]["group"]
+    assert summary["groups"][group]["promoted_from"].startswith("pass 1")
+    assert all("promoted_from" not in g for n, g in summary["groups"].items() if n != group)
+    for stem in f2100w:
+        with fits.open(ws / "clean" / f"{stem}_cal.fits") as a, fits.open(ws / "pass1" / "clean" / f"{stem}_cal.fits") as b:
+            assert a[0].header["MRC_PASS"] == "pass 2" and b[0].header["MRC_PASS"] == "pass 1"
+            for ext in ("SCI", "ERR", "DQ", "VAR_RNOISE", "VAR_FLAT"):
+                assert np.array_equal(a[ext].data, b[ext].data, equal_nan=True), ext
+    # recomputed from the stage-2 files with no projected mask: the same arrays
+    from reduce import config
+    from reduce.clean.step import run_clean
+    from reduce.workspace import Workspace
+
+    fresh = Workspace(tmp_path / "fresh").create()
+    for stem in f2100w:
+        shutil.copy(ws / "stage2" / f"{stem}_cal.fits", fresh.dir("stage2"))
+    run_clean(fresh, f2100w, config.load(None), qa=False, label="pass 2")
+    for stem in f2100w:
+        with fits.open(fresh.output("clean", stem)) as a, fits.open(ws / "clean" / f"{stem}_cal.fits") as b:
+            assert a[0].header["MRC_PASS"] == "pass 2"
+            for ext in ("SCI", "ERR", "DQ", "VAR_RNOISE", "VAR_FLAT"):
+                assert np.array_equal(a[ext].data, b[ext].data, equal_nan=True), ext

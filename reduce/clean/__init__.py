@@ -10,8 +10,8 @@ cross-validated in the group), :mod:`.local_background` (per-exposure Background
 small groups) and :mod:`.mosaic_mask` (second pass: a mosaic's mask projected onto an
 exposure) hold pure array functions; :mod:`.group` cleans one group (FITS I/O),
 :mod:`.step` the groups with resumption and the summary, :mod:`.provenance` and :mod:`.qa`
-the keywords and quick-look PNGs. The second pass itself (clean, mosaic, mask, clean
-again) is orchestrated by :func:`reduce.orchestrate._clean`, since it runs stage 3 in between.
+the keywords and quick-look PNGs; :mod:`.second_pass` runs the second pass (clean,
+mosaic with jwst's tweakreg and resample, mask, clean again).
 
 Products in ``clean/``: ``<stem>_cal.fits`` (what stage 3 reads; S_MRCLN / MRC_* keywords
 and HISTORY say what was done), ``<stem>_segm.fits`` (SEGM: segmentation; CLEANMAP: bits
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..workspace import Workspace
 
@@ -43,21 +42,23 @@ class CleanReport:
     exposures: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
     sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template or Background2D removed
+    outcomes: list = field(default_factory=list)  # reduce.stages.runner.Outcome per task run
 
 
-def run(ws: Workspace, stems: list[str], cfg: dict, *, extra_masks: Callable[[], dict] | None = None,
-        label: str = "") -> CleanReport:
+def run(ws: Workspace, stems: list[str], cfg: dict, *, pool=None, label: str = "",
+        first: Workspace | None = None) -> CleanReport:
     """Clean the cal files of ``stems``; return the files stage 3 reads.
 
     With ``MEDIAN_FILTER`` and ``SUPER_BKG_SUB`` both off, stage 3 reads the stage-2 files
     unchanged (and the notes say so). Otherwise each group of exposures that is not
-    complete in ``clean/`` (or every group, with ``OVERWRITE``) is cleaned. ``extra_masks``
-    and ``label``: the second pass (see :func:`.step.run_clean`).
+    complete in ``clean/`` (or every group, with ``OVERWRITE``) is cleaned, in parallel in
+    ``pool`` (:class:`reduce.workers.WorkerPool`). ``first`` and ``label``: the second pass
+    (see :func:`.step.run_clean`).
     """
     from .step import run_clean
 
-    result = run_clean(ws, stems, cfg, extra_masks=extra_masks, label=label)
+    result = run_clean(ws, stems, cfg, pool=pool, label=label, first=first)
     templated = {ws.output("clean", stem) for stem, e in result.exposures.items()
                  if e.get("sky_subtracted", e.get("template"))}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
-                       groups=result.groups, sky_subtracted=templated)
+                       groups=result.groups, sky_subtracted=templated, outcomes=result.outcomes)

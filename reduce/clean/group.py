@@ -48,6 +48,11 @@ FILLED_VARIANCE_FACTOR = 1.0e4
 #: At most this many members score the models (evenly spaced; enough to rank them).
 MAX_CV_MEMBERS = 4
 
+#: A group's exposures are kept in memory between the mask pass and the subtraction pass up
+#: to this many bytes (SCI, ERR, DQ, VAR_*: ~25 MB per FULL frame), so that each cal file is
+#: read once per cleaning pass; beyond it, they are read again.
+READ_CACHE_BYTES = 512 * 2**20
+
 
 @dataclass
 class ExposureStats:
@@ -303,12 +308,15 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     kept: dict[str, _Member] = {}
     group: _Group | None = None
     usable: list[str] = []
+    cache: dict[str, Exposure] = {}
 
     for stem in stems:  # masks, and the stack (or, with no treatment, the products at once)
         t0 = time.perf_counter()
         st = stats[stem]
         src = ws.output("stage2", stem)
         exp = read_exposure(src)
+        if policy != "off" and sum(e.nbytes for e in cache.values()) + exp.nbytes <= READ_CACHE_BYTES:
+            cache[stem] = exp
         bad = masks_mod.coverage_mask(exp.sci, exp.err, exp.dq, good_bits=good_bits)
         sm = masks_mod.source_mask(exp.sci, exp.err, bad=bad, detect_thresh=cfg["DETECT_THRESH"],
                                    small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
@@ -385,7 +393,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     for stem in stems:  # subtraction and products
         st = stats[stem]
         src = ws.output("stage2", stem)
-        exp = read_exposure(src)
+        exp = cache.pop(stem, None) or read_exposure(src)
         smask, bad, segm = kept[stem].masks()
         excluded = smask | bad
         before = np.array(exp.sci)

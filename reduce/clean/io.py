@@ -1,8 +1,8 @@
 """FITS I/O of the cleaning: the arrays of a cal file in, a cleaned cal file and its maps out.
 
-Cal files are read with astropy.io.fits (SCI, ERR, DQ, VAR_*); the cleaned file is written
-through stdatamodels from the stage-2 file, so its metadata and WCS stay jwst's, with the
-provenance keywords added. Both writes are atomic (temporary name, then rename).
+Cal files are read and written with astropy.io.fits (SCI, ERR, DQ, VAR_*): the cleaned file
+is the stage-2 file with those arrays replaced and the provenance keywords added, so its
+metadata, ASDF extension and WCS stay jwst's. Both writes are atomic (temporary name, then rename).
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ class Exposure:
     pixel_scale: float  # arcsec / pixel, from PIXAR_A2
     sci_header: dict | None = None  # the SCI header (its FITS WCS approximates jwst's)
     fill: mf.FillResult | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        arrays = [self.sci, self.err, self.dq, *self.variances.values()]
+        return sum(a.nbytes for a in arrays if a is not None)
 
     def pixel_sky_transforms(self):
         """((x, y) -> (ra, dec), (ra, dec) -> (x, y)) from the SCI header's FITS WCS
@@ -81,21 +87,32 @@ def read_exposure(path: Path) -> Exposure:
 
 
 def write_cal(src: Path, exp: Exposure, final: Path, provenance: dict) -> None:
-    """The stage-2 file ``src`` with the cleaned arrays and provenance, as ``final`` (atomic)."""
-    from stdatamodels.jwst.datamodels import ImageModel
+    """The stage-2 file ``src`` with the cleaned arrays and provenance, as ``final`` (atomic).
 
-    with ImageModel(str(src)) as model:
-        model.data = exp.sci
-        if exp.err is not None:
-            model.err = exp.err.astype(np.float32)
-        model.dq = exp.dq
-        for name, v in exp.variances.items():
-            setattr(model, name, v.astype(np.float32))
-        model.meta.filename = final.name
-        add_provenance(model, provenance)
+    Written with astropy.io.fits: every HDU of ``src`` is kept (the ASDF extension, which
+    references the FITS arrays by extension name, included), the SCI, ERR, DQ and VAR_*
+    arrays are replaced by ones of the same shape and dtype, and the primary header gets
+    FILENAME and the provenance cards. stdatamodels reads primary-header values over the ASDF
+    copy, so jwst sees the new FILENAME and (in ``extra_fits``) the cleaning keywords.
+    Opening and re-validating the data model would cost ~0.7 s per file; this ~0.05 s.
+    """
+    from astropy.io import fits
+
+    arrays = {"SCI": np.asarray(exp.sci, np.float32), "DQ": np.asarray(exp.dq, np.uint32)}
+    if exp.err is not None:
+        arrays["ERR"] = np.asarray(exp.err, np.float32)
+    arrays.update({name.upper(): np.asarray(v, np.float32) for name, v in exp.variances.items()})
+    with fits.open(src, memmap=True) as hdul:
+        for name, data in arrays.items():
+            hdu = hdul[name]
+            if tuple(hdu.shape) != data.shape:  # from the header: the old array is never read
+                raise ValueError(f"{src.name}: {name} has shape {tuple(hdu.shape)}, the cleaned array {data.shape}")
+            hdu.data = data
+        primary = hdul[0].header
+        primary["FILENAME"] = final.name
+        add_provenance(primary, provenance)
         with atomic_path(final) as tmp:
-            with open(tmp, "wb") as fh:  # a file object: stdatamodels keeps meta.filename
-                model.to_fits(fh)
+            hdul.writeto(tmp, output_verify="silentfix")
 
 
 def write_maps(final: Path, stem: str, segm: np.ndarray, cmap: np.ndarray, group: str) -> None:

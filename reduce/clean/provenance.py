@@ -1,13 +1,11 @@
 """Provenance of a cleaned cal file, in the manner of a jwst step's ``S_*`` keywords.
 
-Primary-header keywords (written through stdatamodels' ``extra_fits``) say that the
-cleaning ran, which background model it applied with which scale, and every cleaning
-parameter; one HISTORY card says the same in words.
+Primary-header keywords say that the cleaning ran, which background model it applied with
+which scale, and every cleaning parameter; one HISTORY card says the same in words.
+Keywords outside the jwst schemas are read back by stdatamodels into ``extra_fits``.
 """
 
 from __future__ import annotations
-
-import warnings
 
 __all__ = ["PARAMETER_KEYWORDS", "add_provenance"]
 
@@ -41,24 +39,26 @@ def _cards(prov: dict) -> list[list]:
     return cards
 
 
-def add_provenance(model, prov: dict) -> None:
-    """Add the cleaning's keywords and a HISTORY entry to an open ImageModel."""
-    from stdatamodels.util import create_history_entry
-
-    cards = _cards(prov)
-    extra = model.extra_fits if "extra_fits" in model.instance else None
-    if extra is None:
-        model.extra_fits = {}
-    if "PRIMARY" not in model.extra_fits.instance:
-        model.extra_fits.PRIMARY = {}
-    header = list(model.extra_fits.PRIMARY.instance.get("header", []))
-    names = {c[0] for c in cards}
-    header = [c for c in header if c[0] not in names] + cards
-    model.extra_fits.PRIMARY.header = header
-    text = (f"mirim-reduce clean: background {prov.get('method', 'none')}"
+def history_text(prov: dict) -> str:
+    """The HISTORY sentence of a cleaned file."""
+    return (f"mirim-reduce clean: background {prov.get('method', 'none')}"
             + (f" ({prov['model']}" + (f", scale {prov['scale']:.5g} MJy/sr" if prov.get("scale") is not None else "")
                + ")" if prov.get("model") else "")
             + f"; {prov.get('n_filled', 0)} pixel(s) median-filled")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.history.append(create_history_entry(text))
+
+
+def add_provenance(header, prov: dict) -> None:
+    """Add the cleaning's keywords and a HISTORY card to a primary `~astropy.io.fits.Header`
+    (in place; a keyword already there is replaced)."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.io.fits.verify import VerifyWarning
+
+    for name, value, comment in _cards(prov):
+        header.remove(name, ignore_missing=True, remove_all=True)
+        with warnings.catch_warnings():  # a long value leaves less room: the comment is cut
+            warnings.simplefilter("ignore", VerifyWarning)
+            image = fits.Card(name, value, comment).image
+        header.append(fits.Card.fromstring(image), end=True)
+    header.add_history(history_text(prov))

@@ -4,8 +4,9 @@ Exposures are grouped by :func:`.super_background.group_key`; :func:`.group.clea
 cleans one group (masks, the background model the group's data choose, subtraction, fill,
 products). Stage-2 files are only read. Cleaned files appear under their final names
 complete (written to a temporary file, then renamed). The unit of resumption is the group,
-since every member's template depends on all the others. :func:`mosaic_masks` gives the
-second pass its masks (the first-pass mosaics' sources projected onto each exposure).
+since every member's template depends on all the others. Groups are cleaned in parallel
+in the run's worker pool (:func:`clean_group_task`), each with its own log; results do not
+depend on the number of workers. The second pass is :mod:`.second_pass`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
-
-from ..fsutil import atomic_path, write_json
+from ..fsutil import write_json
 from ..workspace import Workspace
 from . import super_background as sb
 from . import dqflags
-from .group import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE, clean_group, group_name, psf_fwhm_pixels
+from .group import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE, clean_group, group_name
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +56,91 @@ class CleanResult:
     notes: list[str] = field(default_factory=list)
     exposures: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
+    outcomes: list = field(default_factory=list)  # one Outcome per group cleaned
 
 
-def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True,
-              extra_masks: Callable[[], dict[str, np.ndarray]] | None = None, label: str = "") -> CleanResult:
-    """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE).
+@dataclass
+class GroupJob:
+    """One group to clean in a worker (picklable): ``first`` is the first pass's root when
+    this is the second pass (its projected masks are added; with ``promote``, the group had
+    none and pass 1's files are copied, ``previous`` holding pass 1's records)."""
 
-    ``extra_masks``: called once, when the first group is to be cleaned, for the masks of
-    :func:`clean_group` (a resumed run whose groups are all done never computes them);
-    ``label`` names the pass in the summary file (a group finished by a run with another
-    label is redone)."""
+    root: str
+    first_pass: bool
+    key: tuple
+    members: list[str]
+    cfg: dict
+    qa: bool
+    label: str
+    first: str | None = None
+    promote: bool = False
+    previous: dict | None = None
+
+
+def _workspace(root: str, first_pass: bool) -> Workspace:
+    from ..workspace import FirstPass
+
+    return FirstPass(Path(root)) if first_pass else Workspace(Path(root))
+
+
+def clean_group_task(job: GroupJob) -> dict:
+    """Worker: clean (or, in pass 2, promote) one group; its log is ``logs/[pass1/]clean/<group>.log``.
+    Returns {"group": GroupStats dict, "exposures": [ExposureStats dicts], "outcome": Outcome}."""
+    import resource
+    import traceback
+
+    from ..stages.runner import Outcome
+    from ..workers import task_log
+
+    ws = _workspace(job.root, job.first_pass)
+    name = group_name(job.key)
+    start = time.perf_counter()
+    with task_log(ws.log("clean", name)):
+        try:
+            with warnings.catch_warnings():
+                if job.cfg["SUPPRESS_WARNINGS"]:
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                gst, est = _clean_or_promote(ws, job, name)
+        except Exception:
+            logging.getLogger("mirim_reduce").error("cleaning group %s failed:\n%s", name, traceback.format_exc())
+            raise
+        seconds = time.perf_counter() - start
+        log.info("clean group %s (%d exposures): %.1f s", name, len(job.members), seconds)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    label = f"{job.label} " if job.label else ""
+    return {"group": gst, "exposures": est, "outcome": Outcome("clean", f"{label}{name}", True, seconds, 0.0, rss)}
+
+
+def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, list[dict]]:
+    from ..workspace import FirstPass
+
+    if job.promote:
+        from .second_pass import promote
+
+        promote(FirstPass(Path(job.first)), ws, job.members, name, job.label)
+        prev = job.previous or {}
+        gst = {**prev["group"], "promoted_from": "pass 1 (no projected mosaic mask: identical inputs)"}
+        return gst, [prev["exposures"][s] for s in job.members]
+    masks = None
+    if job.first:
+        from .second_pass import read_mask
+
+        first = FirstPass(Path(job.first))
+        masks = {s: m for s in job.members if (m := read_mask(first, s)) is not None}
+    gst, est = clean_group(ws, job.key, job.members, job.cfg, qa=job.qa, extra_masks=masks, label=job.label)
+    return asdict(gst), [asdict(e) for e in est]
+
+
+def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = True, label: str = "",
+              first: Workspace | None = None) -> CleanResult:
+    """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE), the groups
+    in parallel in ``pool`` (a :class:`reduce.workers.WorkerPool`; one of one worker if None).
+
+    ``first`` (second pass): the first pass's workspace, whose projected masks are added
+    to each exposure's own (:mod:`.second_pass`); ``label`` names the pass in the summary
+    file (a group finished by a run with another label is redone)."""
+    from ..workspace import FirstPass
+
     cal = {s: ws.output("stage2", s) for s in stems if ws.output("stage2", s).exists()}
     missing = [s for s in stems if s not in cal]
     notes: list[str] = []
@@ -82,33 +155,50 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True,
 
     summary_path = ws.dir("clean") / "clean_summary.json"
     previous = _load_json(summary_path)
+    first_summary = _load_json(first.dir("clean") / "clean_summary.json") if first is not None else {}
     out_groups: dict[str, dict] = {}
     out_exp: dict[str, dict] = {}
     n_done = 0
-    masks: dict[str, np.ndarray] | None = None
-    with warnings.catch_warnings():
-        if cfg["SUPPRESS_WARNINGS"]:
-            warnings.simplefilter("ignore", RuntimeWarning)
-        for key, members in groups.items():
-            name = group_name(key)
-            done = all(ws.output("clean", s).exists() for s in members)
-            prev = previous.get("groups", {}).get(name)
-            same_pass = previous.get("pass", "") == label
-            if (done and not cfg["OVERWRITE"] and prev and same_pass
-                    and sorted(prev.get("members", [])) == sorted(members)):
-                out_groups[name] = {**prev, "skipped": True}
-                for s in members:
-                    out_exp[s] = previous.get("exposures", {}).get(s, {"stem": s, "group": name})
-                n_done += 1
-                continue
-            if masks is None and extra_masks is not None:
-                masks = extra_masks()
-            t0 = time.perf_counter()
-            gst, est = clean_group(ws, key, members, cfg, qa=qa, extra_masks=masks, label=label)
-            log.info("clean group %s (%d exposures): %.1f s", name, len(members), time.perf_counter() - t0)
-            out_groups[name] = asdict(gst)
-            for e in est:
-                out_exp[e.stem] = asdict(e)
+    jobs: list[GroupJob] = []
+    for key, members in groups.items():
+        name = group_name(key)
+        done = all(ws.output("clean", s).exists() for s in members)
+        prev = previous.get("groups", {}).get(name)
+        same_pass = previous.get("pass", "") == label
+        if (done and not cfg["OVERWRITE"] and prev and same_pass
+                and sorted(prev.get("members", [])) == sorted(members)):
+            out_groups[name] = {**prev, "skipped": True}
+            for s in members:
+                out_exp[s] = previous.get("exposures", {}).get(s, {"stem": s, "group": name})
+            n_done += 1
+            continue
+        job = GroupJob(str(ws.root), isinstance(ws, FirstPass), key, members, dict(cfg), qa, label,
+                       first=str(first.root) if first is not None else None)
+        if first is not None:
+            from .second_pass import mask_path
+
+            p1 = first_summary.get("groups", {}).get(name)
+            if (p1 and sorted(p1.get("members", [])) == sorted(members)
+                    and not any(mask_path(first, s).is_file() for s in members)
+                    and all(s in first_summary.get("exposures", {}) for s in members)):
+                job.promote = True
+                job.previous = {"group": {k: v for k, v in p1.items() if k != "skipped"},
+                                "exposures": {s: first_summary["exposures"][s] for s in members}}
+        jobs.append(job)
+
+    if pool is None:
+        from ..workers import WorkerPool
+
+        with WorkerPool(1) as own:
+            results = own.run(clean_group_task, jobs, f"clean {label}".strip())
+    else:
+        results = pool.run(clean_group_task, jobs, f"clean {label}".strip())
+    for job, res in zip(jobs, results):
+        out_groups[group_name(job.key)] = res["group"]
+        for e in res["exposures"]:
+            out_exp[e["stem"]] = e
+    out_groups = dict(sorted(out_groups.items()))
+    out_exp = {s: out_exp[s] for s in cal if s in out_exp}
 
     summary = {"parameters": {k: cfg[k] for k in ("MEDIAN_FILTER", "WINDOW_SIZE", "SUPER_BKG_SUB",
                                                   "SMALL_SOURCE_THRESH", "DILATE_SEG", "DILATE_ITERATIONS",
@@ -145,7 +235,8 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, qa: bool = True,
         notes.append(f"cleaning: {uncovered} science pixel(s) not covered by their template (template "
                      "interpolated from its surroundings there; CLEANMAP bit UNCOVERED)")
     files = [ws.output("clean", s) for s in cal]
-    return CleanResult(files=files, notes=notes, exposures=out_exp, groups=out_groups)
+    return CleanResult(files=files, notes=notes, exposures=out_exp, groups=out_groups,
+                       outcomes=[r["outcome"] for r in results])
 
 
 def _load_json(path: Path) -> dict:
@@ -155,52 +246,3 @@ def _load_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def mosaic_masks(first: Workspace, stems: list[str], cfg: dict) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Second pass: the source mask of every first-pass mosaic (``first.dir("stage3")``),
-    projected onto each member exposure through its tweakreg-aligned WCS (the mosaic's
-    ``*_crf.fits``). Returns ({stem: mask}, notes); ``<product>_mosaic_mask.fits`` (MASK,
-    uint8, on the mosaic grid) is written next to each mosaic."""
-    from astropy.io import fits
-    from stdatamodels.jwst import datamodels
-
-    from .mosaic_mask import mosaic_source_mask, project_mask
-
-    out: dict[str, np.ndarray] = {}
-    notes: list[str] = []
-    for i2d in sorted(first.dir("stage3").glob("*/*_i2d.fits")):
-        t0 = time.perf_counter()
-        with datamodels.open(str(i2d)) as m:
-            sci, wht = np.array(m.data, np.float32), np.array(m.wht, np.float32)
-            mwcs = m.meta.wcs
-            scale = math.sqrt(float(m.meta.photometry.pixelarea_steradians)) * 206264.806
-            filt = m.meta.instrument.filter or ""
-        mmask = mosaic_source_mask(sci, wht, detect_thresh=cfg["DETECT_THRESH"], fwhm=psf_fwhm_pixels(filt, scale),
-                                   small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
-                                   dilate_iterations=cfg["DILATE_ITERATIONS"], pixel_scale=scale,
-                                   suppress_warnings=cfg["SUPPRESS_WARNINGS"])
-        product = i2d.name.removesuffix("_i2d.fits")
-        with atomic_path(i2d.parent / f"{product}_mosaic_mask.fits") as tmp:
-            fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(mmask.astype(np.uint8), name="MASK")]).writeto(tmp)
-        data = (wht > 0) & np.isfinite(sci)
-        n = 0
-        for crf in sorted(i2d.parent.glob("*_crf.fits")):
-            stem = next((s for s in stems if crf.name.startswith(s + "_")), None)
-            if stem is None:
-                continue
-            with datamodels.open(str(crf)) as c:
-                ewcs, shape = c.meta.wcs, c.data.shape
-
-            def to_mosaic(x, y, ewcs=ewcs):
-                ra, dec = ewcs(x, y)
-                return mwcs.invert(ra, dec)
-
-            out[stem] = project_mask(mmask, to_mosaic, shape)
-            n += 1
-        frac = float(np.count_nonzero(mmask) / max(1, np.count_nonzero(data)))
-        log.info("second pass: %s mask covers %.1f%% of the mosaic, projected onto %d exposure(s) in %.1f s",
-                 product, 100 * frac, n, time.perf_counter() - t0)
-        notes.append(f"cleaning, second pass: {product}: mosaic mask {100 * frac:.1f}% of the mosaic, "
-                     f"projected onto {n} exposure(s)")
-    return out, notes

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fsutil import move_into_place, remove_tree, scratch_dir
+from ..workers import task_log
 
 
 @dataclass
@@ -41,19 +42,6 @@ class Outcome:
     error: str | None = None
 
 
-def _setup_logging(log_path: Path) -> logging.Handler:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    logging.captureWarnings(True)
-    return handler
-
-
 def _call_pipeline(task: Task, workdir: Path) -> None:
     from jwst import pipeline as jp
 
@@ -67,7 +55,11 @@ def _call_pipeline(task: Task, workdir: Path) -> None:
 def run_task(task: Task) -> Outcome:
     """Run ``task``; never raises (failures come back as an Outcome with the reason)."""
     start = time.perf_counter()
-    handler = _setup_logging(Path(task.log))
+    with task_log(Path(task.log)):
+        return _run_task(task, start)
+
+
+def _run_task(task: Task, start: float) -> Outcome:
     final = Path(task.final_dir) if task.final_dir else Path(task.outputs[0]).parent
     work = scratch_dir(final.parent if task.final_dir else final, task.name)
     pipeline_seconds = 0.0
@@ -99,7 +91,5 @@ def run_task(task: Task) -> Outcome:
         ok, error = False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
     finally:
         remove_tree(work)
-        handler.close()
-        logging.getLogger().removeHandler(handler)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return Outcome(task.stage, task.name, ok, time.perf_counter() - start, pipeline_seconds, rss, error)

@@ -54,13 +54,18 @@ def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, sky_subtracted: set
     return tasks
 
 
-def prepare_association(task: Task, workdir: Path) -> Path:
-    """Write the level-3 association of ``task`` into ``workdir`` and return its path."""
+def association_text(members: list[str], product: str) -> str:
+    """A level-3 association (JSON) of the cal files ``members`` with product name ``product``."""
     from jwst.associations import asn_from_list
     from jwst.associations.lib.rules_level3_base import DMS_Level3_Base
 
-    asn = asn_from_list.asn_from_list(sorted(task.inputs), rule=DMS_Level3_Base, product_name=task.name)
+    asn = asn_from_list.asn_from_list(sorted(members), rule=DMS_Level3_Base, product_name=product)
     _, text = asn.dump(format="json")
+    return text
+
+
+def prepare_association(task: Task, workdir: Path) -> Path:
+    """Write the level-3 association of ``task`` into ``workdir`` and return its path."""
     path = workdir / f"{task.name}_asn.json"
-    path.write_text(text)
+    path.write_text(association_text(task.inputs, task.name))
     return path

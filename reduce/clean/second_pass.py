@@ -1,0 +1,219 @@
+"""The second cleaning pass (``clean_second_pass``): clean, mosaic, mask, clean again.
+
+1. Pass 1 cleans every group into ``pass1/clean`` (:func:`.step.run_clean`).
+2. For every mosaic with a member whose sky the cleaning removed, a worker aligns the
+   pass-1 files with jwst's tweakreg, matches their sky with skymatch (when stage 3 would)
+   and drizzles them with jwst's resample, all in memory and with the parameters stage 3
+   uses (the Image3 pipeline's own sub-steps, CRDS parameter references included); the
+   mosaic's source mask (:func:`.mosaic_mask.mosaic_source_mask`) is projected onto each
+   member through its aligned WCS and saved as ``pass1/masks/<stem>_mask.fits``. No outlier
+   detection, no catalogue, no files but the masks: that was a full Image3 before.
+3. Pass 2 cleans into ``clean/`` with each exposure's own mask plus the projected one. A
+   group none of whose members has a projected mask would be cleaned exactly as in pass 1:
+   its pass-1 files are copied instead (MRC_PASS says "pass 2"), not recomputed.
+
+Each part resumes: finished groups, masks (``pass1/masks/<product>.json`` is written last)
+and copies are not redone unless OVERWRITE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import step_overrides
+from ..fsutil import atomic_path, write_json
+from ..stages.runner import Outcome
+from ..workers import WorkerPool, task_log
+from ..workspace import FirstPass, Workspace
+from . import CleanReport, run as run_pass
+from .io import psf_fwhm_pixels
+
+log = logging.getLogger(__name__)
+
+
+def mask_path(first: Workspace, stem: str) -> Path:
+    """Where pass 1 leaves exposure ``stem``'s projected mosaic mask (uint8 MASK, 1 = source)."""
+    return first.root / "pass1" / "masks" / f"{stem}_mask.fits"
+
+
+def _marker(first: Workspace, product: str) -> Path:
+    return first.root / "pass1" / "masks" / f"{product}.json"
+
+
+@dataclass
+class MosaicMaskJob:
+    """One first-pass mosaic: its pass-1 cleaned members and the stage-3 parameters."""
+
+    root: str
+    product: str
+    members: list[str]  # pass-1 cleaned cal files
+    stems: list[str]
+    steps: dict
+    cfg: dict
+
+
+def read_mask(first: Workspace, stem: str) -> np.ndarray | None:
+    """The projected mask of ``stem`` (bool), or None if pass 1 made none."""
+    from astropy.io import fits
+
+    path = mask_path(first, stem)
+    if not path.is_file():
+        return None
+    with fits.open(path, memmap=False) as hdul:
+        return np.asarray(hdul["MASK"].data, bool)
+
+
+def _aligned_mosaic(job: MosaicMaskJob, asn_path: Path):
+    """(mosaic ImageModel, [(member file name, aligned gwcs, shape)], seconds inside jwst):
+    Image3's tweakreg, skymatch and resample run on the association, in memory."""
+    from jwst.pipeline import Image3Pipeline
+
+    config, config_file = Image3Pipeline.build_config(str(asn_path), steps=job.steps)
+    config.pop("class", None)
+    pipe = Image3Pipeline.from_config_section(config, name=config.get("name"), config_file=config_file)
+    t0 = time.perf_counter()
+    lib = pipe._load_input_as_library(str(asn_path))
+    for step in (pipe.tweakreg, pipe.skymatch, pipe.resample):
+        step.save_results = False
+    lib = pipe.tweakreg.run(lib)
+    lib = pipe.skymatch.run(lib)
+    mosaic = pipe.resample.run(lib)
+    members = []
+    with lib:
+        for i in range(len(lib)):
+            m = lib.borrow(i)
+            members.append((m.meta.filename, m.meta.wcs, m.data.shape))
+            lib.shelve(m, i, modify=False)
+    return mosaic, members, time.perf_counter() - t0
+
+
+def mosaic_mask_task(job: MosaicMaskJob) -> Outcome:
+    """Worker: the mask of one first-pass mosaic, projected onto its members (files)."""
+    first = FirstPass(Path(job.root))
+    start = time.perf_counter()
+    with task_log(first.log("stage3", job.product)):
+        try:
+            return _mosaic_mask(job, first, start)
+        except Exception:
+            logging.getLogger("mirim_reduce").error("second pass mask failed:\n%s", traceback.format_exc())
+            raise
+
+
+def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
+    from astropy.io import fits
+
+    from ..stages.stage3 import association_text
+    from .mosaic_mask import mosaic_source_mask, project_mask
+
+    cfg = job.cfg
+    out_dir = first.dir("stage3") / job.product
+    out_dir.mkdir(parents=True, exist_ok=True)
+    asn = out_dir / f"{job.product}_asn.json"
+    with atomic_path(asn) as tmp:
+        tmp.write_text(association_text(job.members, job.product))
+    mosaic, members, jwst_seconds = _aligned_mosaic(job, asn)
+    sci, wht = np.asarray(mosaic.data, np.float32), np.asarray(mosaic.wht, np.float32)
+    mwcs = mosaic.meta.wcs
+    scale = math.sqrt(float(mosaic.meta.photometry.pixelarea_steradians)) * 206264.806
+    mmask = mosaic_source_mask(sci, wht, detect_thresh=cfg["DETECT_THRESH"],
+                               fwhm=psf_fwhm_pixels(mosaic.meta.instrument.filter or "", scale),
+                               small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
+                               dilate_iterations=cfg["DILATE_ITERATIONS"], pixel_scale=scale,
+                               suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+    with atomic_path(out_dir / f"{job.product}_mosaic_mask.fits") as tmp:
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(mmask.astype(np.uint8), name="MASK")]).writeto(tmp)
+    by_name = {f"{s}_cal.fits": s for s in job.stems}
+    done = []
+    for filename, ewcs, shape in members:
+        stem = by_name.get(filename)
+        if stem is None:
+            continue
+
+        def to_mosaic(x, y, ewcs=ewcs):
+            return mwcs.invert(*ewcs(x, y))
+
+        projected = project_mask(mmask, to_mosaic, shape)
+        hdr = fits.Header({"EXPOSURE": stem, "MOSAIC": job.product})
+        with atomic_path(mask_path(first, stem)) as tmp:
+            fits.HDUList([fits.PrimaryHDU(header=hdr),
+                          fits.ImageHDU(projected.astype(np.uint8), name="MASK")]).writeto(tmp)
+        done.append(stem)
+    data = (wht > 0) & np.isfinite(sci)
+    frac = float(np.count_nonzero(mmask) / max(1, np.count_nonzero(data)))
+    note = (f"cleaning, second pass: {job.product}: mosaic mask {100 * frac:.1f}% of the mosaic, "
+            f"projected onto {len(done)} exposure(s)")
+    log.info(note)
+    write_json(_marker(first, job.product), {"note": note, "members": done, "fraction": frac})  # last: marks done
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return Outcome("clean", f"mosaic mask {job.product}", True, time.perf_counter() - start, jwst_seconds, rss)
+
+
+def plan_masks(first: FirstPass, report: CleanReport, cfg: dict) -> tuple[list[MosaicMaskJob], list[str]]:
+    """Jobs for the first-pass mosaics still to mask (those with a sky-subtracted member),
+    and the notes of those already done."""
+    from ..stages.stage3 import mosaic_groups
+
+    jobs, notes = [], []
+    steps = step_overrides(cfg, "image3")
+    for product, members in mosaic_groups(report.files, cfg["mosaic_per"]).items():
+        if not any(Path(m) in report.sky_subtracted for m in members):
+            continue
+        mine = {**steps}
+        if all(Path(m) in report.sky_subtracted for m in members):  # as stage 3 would
+            mine["skymatch"] = {**mine.get("skymatch", {}), "skip": True}
+        marker = _marker(first, product)
+        if marker.is_file() and not cfg["OVERWRITE"]:
+            try:
+                notes.append(json.loads(marker.read_text())["note"])
+                continue
+            except (OSError, ValueError, KeyError):
+                pass
+        stems = [Path(m).name.removesuffix("_cal.fits") for m in members]
+        jobs.append(MosaicMaskJob(str(first.root), product, [str(m) for m in members], stems, mine, dict(cfg)))
+    return jobs, notes
+
+
+def promote(first: Workspace, ws: Workspace, stems: list[str], group: str, label: str) -> None:
+    """Pass 2 of a group without projected masks: pass 1's files, with MRC_PASS = ``label``
+    (what a recomputation would give: its inputs are the same)."""
+    from astropy.io import fits
+
+    from .group import segm_path
+
+    for stem in stems:
+        segm = segm_path(ws, stem)
+        with atomic_path(segm) as tmp:
+            shutil.copyfile(segm_path(first, stem), tmp)
+        with atomic_path(ws.output("clean", stem)) as tmp:
+            shutil.copyfile(first.output("clean", stem), tmp)
+            with fits.open(tmp, mode="update") as hdul:
+                hdul[0].header["MRC_PASS"] = label
+    qa_dir = first.dir("clean") / "qa"
+    for png in [qa_dir / f"{group}_template.png", *(qa_dir / f"{s}_clean.png" for s in stems)]:
+        if png.is_file():
+            with atomic_path(ws.dir("clean") / "qa" / png.name) as tmp:
+                shutil.copyfile(png, tmp)
+
+
+def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool) -> tuple[CleanReport, list[Outcome]]:
+    """Pass 1, the first-pass mosaics' masks, pass 2; returns pass 2's report and the
+    outcomes of every task (groups of both passes, masks)."""
+    first = FirstPass(ws.root).create()
+    rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1")
+    jobs, mask_notes = plan_masks(first, rep1, cfg)
+    outs = pool.run(mosaic_mask_task, jobs, "masks") if jobs else []
+    mask_notes += [json.loads(_marker(first, j.product).read_text())["note"] for j in jobs]
+    rep2 = run_pass(ws, stems, cfg, pool=pool, label="pass 2", first=first)
+    rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *sorted(mask_notes),
+                  *rep2.notes]
+    return rep2, rep1.outcomes + outs + rep2.outcomes
