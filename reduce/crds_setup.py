@@ -67,7 +67,7 @@ def configure(path: Path | None = None, context: str | None = None) -> CrdsSetti
     ``context`` defaults to ``$CRDS_CONTEXT``, then the cache's operational context.
     """
     offline_environment()
-    path = Path(path) if path else default_cache_path()
+    path = (Path(path) if path else default_cache_path()).absolute()  # recorded in crds.json
     if not path.is_dir():
         raise CrdsCacheError(f"CRDS cache {path} does not exist: build the demo one with "
                              f"`mirim-reduce crds build-demo-context {path}` or set CRDS_PATH")

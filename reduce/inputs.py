@@ -6,8 +6,9 @@ file, or not a MIRIMAGE MIR_IMAGE exposure, is skipped with its reason.
 
 from __future__ import annotations
 
+import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import instrument as inst
@@ -107,3 +108,56 @@ def select(folder: Path) -> Selection:
         reasons = "; ".join(f"{n}: {r}" for n, r in sel.skipped[:3])
         raise InputError(f"no MIRI imager science exposures in {folder} ({reasons})")
     return sel
+
+
+#: ``format`` of ``inputs.json``: input paths absolute, or relative to the workspace root.
+RECORD_FORMAT = "mirim-reduce-inputs/2"
+
+
+def record(selection: Selection, root: Path) -> dict:
+    """``inputs.json`` content: each input file as its resolved absolute path, or relative to the
+    workspace ``root`` when it lies inside it (so a workspace can be run from any folder, or moved
+    together with its inputs)."""
+    base = Path(root).resolve()
+
+    def where(p: Path) -> str:
+        p = Path(p).resolve()
+        return str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
+
+    return {"format": RECORD_FORMAT,
+            "exposures": [{**asdict(e), "path": where(e.path)} for e in selection.exposures],
+            "skipped": [list(s) for s in selection.skipped]}
+
+
+def load_record(root: Path) -> Selection:
+    """The selection recorded in ``root/inputs.json`` by :func:`record`, with absolute paths.
+
+    Relative paths of an older ``inputs.json`` were relative to the folder that run started in,
+    which it does not record: such a workspace needs ``run`` again (finished work is kept).
+    """
+    root = Path(root)
+    path = root / "inputs.json"
+    if not path.is_file():
+        raise InputError(f"{root} is not a mirim-reduce workspace (no inputs.json): run `mirim-reduce run INPUT` first")
+    try:
+        data = json.loads(path.read_text())
+        new = data.get("format") == RECORD_FORMAT
+        exposures = []
+        for e in data["exposures"]:
+            p = Path(e["path"])
+            if not p.is_absolute():
+                if not new:
+                    raise InputError(f"{path} records {p} relative to the folder its run started in, which it does "
+                                     f"not say: run `mirim-reduce run INPUT --workdir {root}` again (finished work is kept)")
+                p = root / p
+            exposures.append(Exposure(**{**e, "path": p}))
+        skipped = [tuple(s) for s in data["skipped"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path} is not readable ({type(exc).__name__}: {exc}): run `mirim-reduce run INPUT "
+                         f"--workdir {root}` again (finished work is kept)") from None
+    missing = [e.path for e in exposures if not e.path.is_file()]
+    if missing:
+        raise InputError(f"input file {missing[0]} recorded in {path} does not exist"
+                         f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}: put it back, or run "
+                         f"`mirim-reduce run INPUT --workdir {root}` on the folder it is in now")
+    return Selection(exposures=exposures, skipped=skipped)

@@ -119,9 +119,7 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
             log.info("skipped %s: %s", name, reason)
         summary.exposures = [e.stem for e in exposures]
         summary.skipped = selection.skipped
-        write_json(ws.root / "inputs.json", {
-            "exposures": [{**asdict(e), "path": str(e.path)} for e in selection.exposures],
-            "skipped": selection.skipped})
+        write_json(ws.root / "inputs.json", inputs.record(selection, ws.root))
 
         summary.crds_context = settings.context
         log.info("CRDS context %s in %s (read-only: %s)", settings.context, settings.path, settings.readonly)
@@ -264,12 +262,7 @@ def raise_on_failures(summary: RunSummary) -> None:
 
 def _recorded_inputs(ws: Workspace) -> inputs.Selection:
     """The exposures a previous run of this workspace selected (for single-stage reruns)."""
-    path = ws.root / "inputs.json"
-    if not path.is_file():
-        raise InputError(f"{ws.root} is not a mirim-reduce workspace (no inputs.json): run `mirim-reduce run INPUT` first")
-    data = json.loads(path.read_text())
-    exposures = [inputs.Exposure(**{**e, "path": Path(e["path"])}) for e in data["exposures"]]
-    return inputs.Selection(exposures=exposures, skipped=[tuple(s) for s in data["skipped"]])
+    return inputs.load_record(ws.root)
 
 
 def print_summary(summary: RunSummary) -> None:
