@@ -45,13 +45,29 @@ class RunSummary:
         return [o for o in self.outcomes if not o["ok"]]
 
 
-def _remove_scratch(ws: Workspace) -> None:
-    """Remove scratch files and folders an interrupted run left behind (names start with '.')."""
+def _remove_scratch(ws: Workspace, cfg: dict) -> None:
+    """Remove scratch files and folders an interrupted run left behind (names start with '.'),
+    and the packaging's abandoned temporaries in the products folder of this run and of the
+    last one (only atomic_path's own ``.*.part`` files: the destination may hold user files)."""
+    import tomllib
+
+    from .fsutil import sweep_scratch
+    from .products.package import destination
+
     first = FirstPass(ws.root)
     for d in [ws.dir(stage) for stage in STAGES] + [first.dir("clean"), first.dir("stage3")]:
         if d.is_dir():
             for p in d.glob(".*"):
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    dests = {destination(ws, cfg)}
+    try:
+        last = tomllib.loads((ws.root / "config.toml").read_text()).get("DESTINATION_DIRECTORY", "")
+        dests.add(destination(ws, {"DESTINATION_DIRECTORY": last if isinstance(last, str) else ""}))
+    except (OSError, ValueError):
+        pass
+    for dest in dests:
+        if dest.is_dir():
+            sweep_scratch(dest)
 
 
 def _worker_signals() -> None:
@@ -110,7 +126,7 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     step_pars = parameters.lookup([e.path for e in exposures], settings.context)  # CRDS pars-* references
     crds_seconds = time.perf_counter() - t0
     with ws, _run_log(ws) as log:
-        _remove_scratch(ws)
+        _remove_scratch(ws, cfg)
         write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
         log.info("mirim-reduce %s in %s; input %s", __version__, ws.root, input_dir or "(recorded inputs)")
         for e in selection.exposures:
