@@ -71,11 +71,24 @@ def _remove_scratch(ws: Workspace, cfg: dict) -> None:
 
 
 def _worker_signals() -> None:
-    """Workers take SIGTERM like SIGINT (KeyboardInterrupt), as the main process does: a signal to
-    the whole process group (scancel, tini -g, systemd) stops them as Ctrl-C would."""
+    """Workers stop a running task on SIGINT (Ctrl-C reaches the whole process group) and on
+    SIGTERM (scancel, tini -g, systemd) with KeyboardInterrupt, as the main process does; the
+    task cleans its scratch and the main process prints one line. A worker waiting for work
+    ignores both and leaves when the main process shuts the pool down: no traceback."""
     import signal
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from .stages.runner import run_task
+
+    busy = run_task.__code__
+
+    def handler(signum, frame):
+        while frame is not None:
+            if frame.f_code is busy:
+                raise KeyboardInterrupt
+            frame = frame.f_back
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def execute(tasks: list[Task], jobs: int, label: str) -> list[Outcome]:
