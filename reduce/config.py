@@ -242,10 +242,15 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> C
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                              f"offset {exc.start}): TOML files are UTF-8; save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
         cfg = merge(cfg, data, str(path), origin=file_origin(path.absolute()),
                     key_origins=_recorded_origins(text, data))
     if overrides:
