@@ -58,8 +58,9 @@ class CheckReport:
             more = f" (and {len(by_file) - 1} more exposures)" if len(by_file) > 1 else ""
             what = ", ".join(t for t in types if t != "*") or "any"
             return CrdsCacheError(f"CRDS context {self.context} has no {what} reference for "
-                                  f"{first}_uncal.fits{more}: {self.uncovered[0][2]}; use a context that "
-                                  f"covers these data (--context or CRDS_CONTEXT)")
+                                  f"{first}_uncal.fits{more}: {self.uncovered[0][2]}; set CRDS_CONTEXT to a "
+                                  f"context that covers these data (get one with `mirim-reduce crds sync "
+                                  f"--context jwst_NNNN.pmap --for DIR` where the CRDS server is reachable)")
         parts = [f"{n} ({i['reftype']}; {', '.join(sorted(i['exposures'])[:3])}"
                  f"{'...' if len(i['exposures']) > 3 else ''})" for n, i in sorted(self.missing.items())]
         shown = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")

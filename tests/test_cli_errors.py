@@ -40,12 +40,18 @@ def test_uncovered_subarray_names_the_reference_before_any_stage(tmp_path, crds_
     raw.mkdir()
     write_exposure(raw, demo_program()[0], make_scene(1), rng=np.random.default_rng(1))
     f = next(raw.glob("*_uncal.fits"))
-    # The same exposure labelled with a subarray the context does not cover.
-    from astropy.io import fits
-    fits.setval(f, "SUBARRAY", value="MASK1065")
+    # The same exposure labelled (primary header and ASDF metadata) with a subarray the context does not cover.
+    from stdatamodels.jwst import datamodels
+    with datamodels.open(f) as model:
+        model.meta.subarray.name = "MASK1065"
+        model.save(tmp_path / f.name)
+    (tmp_path / f.name).replace(f)
     proc = run_cli("run", raw, "--workdir", tmp_path / "ws", "--crds-path", crds_cache)
     assert_one_line_error(proc, 4, "has no")
     assert "MASK1065" in proc.stderr and f.name in proc.stderr
+    # advice that exists for `run`: the CRDS_CONTEXT variable, or `crds sync --context` (run has no --context)
+    assert "set CRDS_CONTEXT" in proc.stderr and "crds sync --context jwst_NNNN.pmap" in proc.stderr
+    assert "(--context" not in proc.stderr
     assert not list((tmp_path / "ws" / "stage1").glob("*.fits"))
 
 
