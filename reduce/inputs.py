@@ -1,7 +1,9 @@
 """Find the exposures of a reduction and decide which ones are MIRI imager science.
 
-Only primary headers are read (fast, no data). A file that is not a readable, complete FITS
-file, or not a MIRIMAGE MIR_IMAGE exposure, is skipped with its reason.
+Only headers and the small ASDF metadata extension are read (fast, no data). A file that is not
+a readable, complete FITS file, or not a MIRIMAGE MIR_IMAGE exposure, is skipped with its
+reason; a MIRI imager exposure with an invalid or inconsistent FILTER, SUBARRAY or READPATT is
+an input error (:mod:`reduce.header_check`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import instrument as inst
+from . import header_check, instrument as inst
 from .errors import InputError
 
 
@@ -61,6 +63,7 @@ def classify(path: Path) -> Exposure | str:
                 if not _complete(hdul, path.stat().st_size):
                     return "truncated or corrupt FITS file (size does not match its headers): download it again"
                 h = hdul[0].header
+                asdf_bytes = hdul["ASDF"].data.tobytes() if "ASDF" in hdul else None
     except (OSError, ValueError, TypeError, IndexError) as exc:
         return f"not a readable FITS file ({str(exc).splitlines()[0][:80]})"
     if h.get("TELESCOP") != "JWST" or h.get("INSTRUME") != inst.INSTRUMENT:
@@ -70,7 +73,7 @@ def classify(path: Path) -> Exposure | str:
     if h.get("EXP_TYPE") != inst.IMAGING_EXP_TYPE:
         return f"not an imaging science exposure (EXP_TYPE={h.get('EXP_TYPE')})"
     try:
-        return Exposure(
+        exposure = Exposure(
             path=path,
             program=str(h["PROGRAM"]).zfill(5),
             observation=str(h["OBSERVTN"]).zfill(3),
@@ -86,6 +89,8 @@ def classify(path: Path) -> Exposure | str:
         )
     except (KeyError, ValueError) as exc:
         return f"incomplete MIRI header (missing or bad keyword {exc})"
+    header_check.verify(path, h, asdf_bytes)  # valid MIRI imager values, header == ASDF metadata
+    return exposure
 
 
 def select(folder: Path) -> Selection:
