@@ -74,18 +74,21 @@ def _worker_signals() -> None:
     """Workers stop a running task on SIGINT (Ctrl-C reaches the whole process group) and on
     SIGTERM (scancel, tini -g, systemd) with KeyboardInterrupt, as the main process does; the
     task cleans its scratch and the main process prints one line. A worker waiting for work
-    ignores both and leaves when the main process shuts the pool down: no traceback."""
+    ignores both and leaves when the main process shuts the pool down (or at once, quietly, when
+    the main process is gone): no traceback."""
     import signal
 
     from .stages.runner import run_task
 
-    busy = run_task.__code__
+    busy, parent = run_task.__code__, os.getppid()
 
     def handler(signum, frame):
         while frame is not None:
             if frame.f_code is busy:
                 raise KeyboardInterrupt
             frame = frame.f_back
+        if os.getppid() != parent:  # orphaned (the main process was killed): nothing will shut us down
+            os._exit(128 + signum)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

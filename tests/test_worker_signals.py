@@ -81,3 +81,37 @@ def test_ctrl_c_during_stage1_is_one_line_and_resumable(tmp_path, crds_cache):
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("interrupted: the workspace is resumable")
+
+
+def test_idle_orphaned_worker_leaves_on_sigterm(tmp_path):
+    """The main process killed (kill -9): its idle workers still stop on SIGTERM, quietly."""
+    import signal
+    import time
+
+    script = tmp_path / "orphan.py"
+    script.write_text(
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from reduce.orchestrate import _worker_signals\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'), initializer=_worker_signals)\n"
+        "    pool.submit(time.sleep, 0.1).result()\n"
+        "    print(list(pool._processes)[0], flush=True)\n"
+        "    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    time.sleep(0.5)
+    os.kill(worker, signal.SIGTERM)
+    for _ in range(50):
+        try:
+            if "\nState:\tZ" in open(f"/proc/{worker}/status").read():  # exited, not yet reaped
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the orphaned worker ignored SIGTERM")
+    assert "Traceback" not in proc.stderr.read()
