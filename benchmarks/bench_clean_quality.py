@@ -186,7 +186,7 @@ def prepare_program(root: Path, program: str, seed: int, jobs: int, base: Path |
     rec = _read_json(rec_path)
     if base is not None:  # a finished demo workspace given with --workspace: not redone
         exps = _read_json(base / "inputs.json").get("exposures") or [{"path": base / "raw" / "x"}]
-        raw = Path(exps[0]["path"]).parent
+        raw = (base / exps[0]["path"]).parent  # absolute, or relative to the workspace
         if not ((base / "summary.json").is_file() and (raw / "truth" / "truth.json").is_file()):
             raise RuntimeError(f"--workspace {base}: not a finished reduction of a simulated program")
         rec.update(program=program, raw=str(raw), base=str(base), simulate_s=0.0, reduce_s=0.0, given=True)

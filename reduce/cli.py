@@ -6,13 +6,14 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import config as config_mod
-from .errors import ReduceError
+from .errors import ReduceError, check_folder, from_os_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproducible reduction of JWST MIRI imaging with the jwst pipeline.")
@@ -34,7 +35,9 @@ def _config(config: Optional[Path], jobs: Optional[int], overwrite: Optional[boo
 
 
 def _workdir(cfg: dict, workdir: Optional[Path], default: Path) -> Path:
-    return workdir or (Path(cfg["WORKING_DIRECTORY"]) if cfg["WORKING_DIRECTORY"] else default)
+    path = workdir or (Path(cfg["WORKING_DIRECTORY"]) if cfg["WORKING_DIRECTORY"] else default)
+    check_folder(path, "--workdir" if workdir else "WORKING_DIRECTORY" if cfg["WORKING_DIRECTORY"] else "workspace")
+    return path
 
 
 def _run(input_dir, workdir, cfg, crds_path, crds_context=None, stages=None, only=None):
@@ -44,7 +47,19 @@ def _run(input_dir, workdir, cfg, crds_path, crds_context=None, stages=None, onl
     summary = orchestrate.reduce_folder(input_dir, workdir, cfg, crds_path=crds_path,
                                         crds_context=crds_context, only=only, **kwargs)
     orchestrate.print_summary(summary)
+    _raise_disk_full(summary)
     orchestrate.raise_on_failures(summary)
+
+
+def _raise_disk_full(summary) -> None:
+    """A task that failed because the disk is full is exit 15 (disk full), not 6 (a task failed)."""
+    from .acquire.errors import DiskFullError
+
+    full = [o for o in summary.failures if any(m in (o["error"] or "") for m in
+                                               ("[Errno 28]", "No space left on device", "Disk quota exceeded"))]
+    if full:
+        raise DiskFullError(f"disk full: {full[0]['stage']} {full[0]['name']} failed ({full[0]['error']}); free some "
+                            f"space, then run the same command again (finished work is kept)")
 
 
 @app.command()
@@ -93,6 +108,7 @@ def _stage_command(stage: str, doc: str):
                 overwrite: Optional[bool] = OverwriteOpt, crds_path: Optional[Path] = CrdsPathOpt,
                 exposure: Optional[list[str]] = typer.Option(None, "--exposure", "-e",
                                                              help="only this exposure (repeatable; for HPC arrays)")):
+        check_folder(workspace, "workspace")
         cfg = _config(config or (workspace / "config.toml" if (workspace / "config.toml").is_file() else None),
                       jobs, overwrite)
         _run(None, workspace, cfg, crds_path, stages=(stage,), only=exposure)
@@ -189,14 +205,8 @@ def main() -> None:
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except ReduceError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("interrupted: the workspace is resumable, run the same command again", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+        _fail(exc, debug)
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted: the workspace is resumable, run the same command again", err=True)
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: typer's own message and exit code
@@ -205,10 +215,22 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:
+        mapped = from_os_error(exc)  # disk full, read-only or forbidden files: documented codes
+        if mapped is not None:
+            _fail(mapped, debug)
         if debug:
-            raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
+            traceback.print_exc()
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}"
+                   f"{'' if debug else ' (rerun with --debug for a traceback)'}", err=True)
         sys.exit(70)
+
+
+def _fail(exc: ReduceError, debug: bool) -> None:
+    """``error: <message>`` and the error's own exit code (with --debug, the traceback first)."""
+    if debug:
+        traceback.print_exc()
+    typer.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -141,6 +142,17 @@ def origins(cfg: dict[str, Any]) -> dict[str, str]:
             for key, value in _keys(cfg)}
 
 
+#: Numeric keys: (lowest, highest or None, lowest excluded). Pixel sizes stop at the detector's 1032.
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "DETECT_THRESH": (0, None, True),
+    "WINDOW_SIZE": (1, 516, False),          # a (2w+1)-pixel window
+    "SMALL_SOURCE_THRESH": (0, 1032 * 1024, False),
+    "DILATE_ITERATIONS": (0, 1032, False),
+    "MEDIAN_THRESH": (1, None, False),
+    "jobs": (1, None, False),
+    "template_smooth": (0, 1032, False),
+    "clean_outlier_sigma": (0, None, False),  # 0 = off
+}
 _MOSAIC_PER = ("observation", "filter")
 _SMALL_GROUP = ("auto", "template", "background2d", "none")
 
@@ -195,9 +207,11 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str, *, origin
     if out["small_group_background"] not in _SMALL_GROUP:
         raise ConfigError(f"config key 'small_group_background' must be one of {_SMALL_GROUP}, "
                           f"got {out['small_group_background']!r}")
-    for key in ("WINDOW_SIZE", "DILATE_ITERATIONS", "MEDIAN_THRESH", "SMALL_SOURCE_THRESH", "jobs", "template_smooth"):
-        if out[key] < (1 if key in ("jobs", "WINDOW_SIZE", "MEDIAN_THRESH") else 0):
-            raise ConfigError(f"config key {key!r} is out of range: {out[key]!r}")
+    for key, (low, high, low_open) in _RANGES.items():
+        v = out[key]
+        if not math.isfinite(v) or v < low or (low_open and v == low) or (high is not None and v > high):
+            what = f"{'> ' if low_open else '>= '}{low:g}" + (f" and <= {high:g}" if high is not None else "")
+            raise ConfigError(f"config key {key!r} must be a finite number {what}, got {v!r}")
     if out["DATE"]:
         try:
             _dt.datetime.strptime(out["DATE"], "%d%b%Y")
@@ -242,10 +256,15 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> C
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                              f"offset {exc.start}): TOML files are UTF-8; save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
         cfg = merge(cfg, data, str(path), origin=file_origin(path.absolute()),
                     key_origins=_recorded_origins(text, data))
     if overrides:

@@ -15,6 +15,7 @@ parameters). A context that maps them N/A (the demo one) gives no parameters and
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from pathlib import Path
 from .errors import CrdsCacheError
 
 SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
+#: A JWST pipeline context: what CRDS_CONTEXT and --context must name.
+PIPELINE_CONTEXT = re.compile(r"jwst(_\d+)?\.pmap")
 
 
 def default_cache_path() -> Path:
@@ -67,11 +70,16 @@ def configure(path: Path | None = None, context: str | None = None) -> CrdsSetti
     ``context`` defaults to ``$CRDS_CONTEXT``, then the cache's operational context.
     """
     offline_environment()
-    path = Path(path) if path else default_cache_path()
+    path = (Path(path) if path else default_cache_path()).absolute()  # recorded in crds.json
     if not path.is_dir():
         raise CrdsCacheError(f"CRDS cache {path} does not exist: build the demo one with "
                              f"`mirim-reduce crds build-demo-context {path}` or set CRDS_PATH")
+    source = "--context" if context else "CRDS_CONTEXT" if os.environ.get("CRDS_CONTEXT") else None
     context = context or os.environ.get("CRDS_CONTEXT") or _operational_context(path)
+    if not PIPELINE_CONTEXT.fullmatch(context):
+        raise CrdsCacheError(f"{source or f'the operational context of {path}'} is {context!r}, not a pipeline "
+                             f"context: a jwst_NNNN.pmap is needed (an .imap or .rmap is only one instrument's "
+                             f"or one reference type's part of one)")
     if not (path / "mappings" / "jwst" / context).is_file():
         raise CrdsCacheError(f"CRDS context {context} is not in the cache {path} (no mappings/jwst/{context}); "
                              f"fill it with `mirim-reduce crds sync --context {context}` where the CRDS server is reachable")

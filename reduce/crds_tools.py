@@ -1,8 +1,9 @@
 """``mirim-reduce crds check`` (offline) and ``crds sync`` (needs the CRDS server).
 
 ``check`` computes the best references of every exposure offline, for all reftypes the three
-pipelines prefetch, and lists *every* reference the cache lacks with the exposures that need
-it, before any stage runs. ``sync`` runs crds' own ``crds.sync`` in a subprocess (crds fixes its
+pipelines prefetch, and lists *every* reference the cache lacks or holds damaged (empty,
+truncated, unreadable: :mod:`reduce.reference_check`) with the exposures that need it, before
+any stage runs. ``sync`` runs crds' own ``crds.sync`` in a subprocess (crds fixes its
 server URL at import, and this process is serverless): the context's mappings, plus with
 ``--for DIR`` the best references of those data (``--fetch-references --dataset-files``), all
 checked with ``--check-sha1sum``; then ``check`` confirms the cache is complete.
@@ -17,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import crds_setup, inputs
+from . import crds_setup, inputs, reference_check
 from .acquire.errors import CrdsSyncError
 from .errors import CrdsCacheError
 
@@ -32,20 +33,24 @@ class CheckReport:
     references: dict[str, dict[str, str]] = field(default_factory=dict)   # exposure -> reftype -> name
     missing: dict[str, dict] = field(default_factory=dict)                # file -> {reftype, exposures}
     uncovered: list[tuple[str, str, str]] = field(default_factory=list)   # (exposure, reftype, why)
+    damaged: dict[str, dict] = field(default_factory=dict)                # file -> {reftype, exposures, path, problem}
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.uncovered
+        return not self.missing and not self.uncovered and not self.damaged
 
     def lines(self) -> list[str]:
         out = [f"CRDS context {self.context} in {self.path}: {len(self.exposures)} exposures, "
                f"{len({n for r in self.references.values() for n in r.values() if n != 'N/A'})} reference files"]
         for name, info in sorted(self.missing.items()):
             out.append(f"missing {name} ({info['reftype']}) needed by {', '.join(sorted(info['exposures']))}")
+        for name, info in sorted(self.damaged.items()):
+            out.append(f"damaged {info['path']} ({info['reftype']}): {info['problem']}")
         for exposure, reftype, why in self.uncovered:
             out.append(f"not covered {exposure} {reftype}: {why}")
-        out.append("ok: every reference these data need is in the cache" if self.ok else
-                   f"incomplete: {len(self.missing)} file(s) missing, {len(self.uncovered)} lookup(s) failed")
+        out.append("ok: every reference these data need is in the cache and readable" if self.ok else
+                   f"incomplete: {len(self.missing)} file(s) missing, {len(self.damaged)} damaged, "
+                   f"{len(self.uncovered)} lookup(s) failed")
         return out
 
     def error(self) -> CrdsCacheError:
@@ -58,8 +63,17 @@ class CheckReport:
             more = f" (and {len(by_file) - 1} more exposures)" if len(by_file) > 1 else ""
             what = ", ".join(t for t in types if t != "*") or "any"
             return CrdsCacheError(f"CRDS context {self.context} has no {what} reference for "
-                                  f"{first}_uncal.fits{more}: {self.uncovered[0][2]}; use a context that "
-                                  f"covers these data (--context or CRDS_CONTEXT)")
+                                  f"{first}_uncal.fits{more}: {self.uncovered[0][2]}; set CRDS_CONTEXT to a "
+                                  f"context that covers these data (get one with `mirim-reduce crds sync "
+                                  f"--context jwst_NNNN.pmap --for DIR` where the CRDS server is reachable)")
+        if self.damaged:
+            name, info = sorted(self.damaged.items())[0]
+            more = f" (and {len(self.damaged) - 1} more damaged)" if len(self.damaged) > 1 else ""
+            lacks = f"; it also lacks {len(self.missing)} file(s)" if self.missing else ""
+            return CrdsCacheError(f"CRDS reference {info['path']} ({info['reftype']}, needed by "
+                                  f"{sorted(info['exposures'])[0]}) is damaged: {info['problem']}{more}{lacks}; "
+                                  f"delete it and fetch it again with `mirim-reduce crds sync --context "
+                                  f"{self.context} --for DIR`")
         parts = [f"{n} ({i['reftype']}; {', '.join(sorted(i['exposures'])[:3])}"
                  f"{'...' if len(i['exposures']) > 3 else ''})" for n, i in sorted(self.missing.items())]
         shown = "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
@@ -84,6 +98,7 @@ def check_exposures(files: list[Path], settings: crds_setup.CrdsSettings) -> Che
 
     types = sorted(set().union(*required_reference_types().values()))
     report = CheckReport(context=settings.context, path=settings.path)
+    checked: dict[str, str | None] = {}
     for f in files:
         name = Path(f).name.removesuffix("_uncal.fits")
         report.exposures.append(name)
@@ -103,8 +118,16 @@ def check_exposures(files: list[Path], settings: crds_setup.CrdsSettings) -> Che
                     report.uncovered.append((name, reftype, ref))
                 continue
             refs[reftype] = ref
-            if not Path(crds.locate_file(ref, "jwst")).is_file():
+            local = Path(crds.locate_file(ref, "jwst"))
+            if not local.is_file():
                 entry = report.missing.setdefault(ref, {"reftype": reftype, "exposures": []})
+                entry["exposures"].append(name)
+                continue
+            if ref not in checked:  # each file once: whole and readable? (headers only, no arrays)
+                checked[ref] = reference_check.problem(local)
+            if checked[ref]:
+                entry = report.damaged.setdefault(ref, {"reftype": reftype, "exposures": [], "path": str(local),
+                                                        "problem": checked[ref]})
                 entry["exposures"].append(name)
     return report
 

@@ -5,6 +5,8 @@ The CLI prints ``error: <message>`` and exits with ``exit_code`` (no traceback u
 
 from __future__ import annotations
 
+import errno
+
 
 class ReduceError(Exception):
     """Base class: a problem with the input or the environment, not a bug."""
@@ -40,3 +42,35 @@ class StageError(ReduceError):
     """A pipeline stage failed for some exposures (details in the per-exposure logs)."""
 
     exit_code = 6
+
+
+class WorkspaceError(ReduceError):
+    """The workspace (or an output folder) cannot be used: not a folder, read-only, no permission."""
+
+    exit_code = 7
+
+
+def from_os_error(exc: BaseException) -> ReduceError | None:
+    """The documented error for an OSError the environment causes (disk full: 15; read-only file
+    system or no permission: 7), else None."""
+    if not isinstance(exc, OSError):
+        return None
+    what = exc.filename or "a file"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from .acquire.errors import DiskFullError
+
+        return DiskFullError(f"disk full writing {what}: free some space (or use another --workdir), then run "
+                             f"the same command again (finished work is kept)")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return WorkspaceError(f"{exc.strerror or 'not permitted'}: {what}: make the workspace and the products "
+                              f"folder writable (and the inputs readable), or use another --workdir")
+    return None
+
+
+def check_folder(path, what: str = "--workdir") -> None:
+    """WorkspaceError when ``path`` exists but is not a folder (it is created when missing)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WorkspaceError(f"{what} {path} is a file, not a folder: give a folder (created if missing)")

@@ -1,10 +1,17 @@
-"""Atomic writes: outputs appear under their final name complete, or not at all."""
+"""Atomic writes: outputs appear under their final name complete, or not at all.
+
+:func:`atomic_path` writes ``.<name>.<8 random characters>.part`` beside the final file and holds
+an exclusive ``flock`` on it while it is written, so :func:`sweep_scratch` removes exactly the
+temporaries of a killed process (its lock died with it), never a live writer's or a user's file.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -24,7 +31,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # released when this process closes it or dies
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -34,6 +41,38 @@ def atomic_path(final: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+        os.close(fd)
+
+
+#: Names :func:`atomic_path` gives its temporaries (mkstemp's 8 characters between the dots).
+SCRATCH_FILE = re.compile(r"\..+\.[a-z0-9_]{8}\.part")
+
+
+def _abandoned(path: Path) -> bool:
+    """No live process holds ``path``'s atomic_path lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def sweep_scratch(folder: Path, depth: int = 2) -> list[Path]:
+    """Remove atomic_path temporaries left by killed processes in ``folder`` and ``depth``
+    levels of sub-folders below it; returns what was removed. Nothing else is touched."""
+    removed = []
+    for level in range(depth + 1):
+        for p in Path(folder).glob("/".join(["*"] * level + [".*.part"])):
+            if SCRATCH_FILE.fullmatch(p.name) and p.is_file() and not p.is_symlink() and _abandoned(p):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def write_text(final: Path, text: str) -> None:

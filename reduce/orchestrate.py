@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import ExitStack, contextmanager
@@ -42,14 +41,30 @@ class RunSummary:
         return [o for o in self.outcomes if not o["ok"]]
 
 
-def _remove_scratch(ws: Workspace) -> None:
-    """Remove scratch files and folders an interrupted run left behind (names start with '.')."""
+def _remove_scratch(ws: Workspace, cfg: dict) -> None:
+    """Remove scratch files and folders an interrupted run left behind (names start with '.'),
+    and the packaging's abandoned temporaries in the products folder of this run and of the
+    last one (only atomic_path's own ``.*.part`` files: the destination may hold user files)."""
+    import tomllib
+
+    from .fsutil import sweep_scratch
+    from .products.package import destination
+
     first = FirstPass(ws.root)
     for d in [ws.dir(stage) for stage in STAGES] + [first.dir("clean"), first.dir("stage3"),
                                                     first.root / "pass1" / "masks"]:
         if d.is_dir():
             for p in d.glob(".*"):
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    dests = {destination(ws, cfg)}
+    try:
+        last = tomllib.loads((ws.root / "config.toml").read_text()).get("DESTINATION_DIRECTORY", "")
+        dests.add(destination(ws, {"DESTINATION_DIRECTORY": last if isinstance(last, str) else ""}))
+    except (OSError, ValueError):
+        pass
+    for dest in dests:
+        if dest.is_dir():
+            sweep_scratch(dest)
 
 
 def execute(tasks: list[Task], pool: WorkerPool, label: str) -> list[Outcome]:
@@ -92,7 +107,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
             input_dir, t_start) -> None:
     """The stages, on the locked workspace (after the inputs, CRDS and parameter checks)."""
     with ws, _run_log(ws) as log:
-        _remove_scratch(ws)
+        _remove_scratch(ws, cfg)
         write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
         log.info("mirim-reduce %s in %s; input %s", __version__, ws.root, input_dir or "(recorded inputs)")
         for e in selection.exposures:
@@ -101,9 +116,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
             log.info("skipped %s: %s", name, reason)
         summary.exposures = [e.stem for e in exposures]
         summary.skipped = selection.skipped
-        write_json(ws.root / "inputs.json", {
-            "exposures": [{**asdict(e), "path": str(e.path)} for e in selection.exposures],
-            "skipped": selection.skipped})
+        write_json(ws.root / "inputs.json", inputs.record(selection, ws.root))
 
         summary.crds_context = settings.context
         log.info("CRDS context %s in %s (read-only: %s)", settings.context, settings.path, settings.readonly)
@@ -213,12 +226,7 @@ def raise_on_failures(summary: RunSummary) -> None:
 
 def _recorded_inputs(ws: Workspace) -> inputs.Selection:
     """The exposures a previous run of this workspace selected (for single-stage reruns)."""
-    path = ws.root / "inputs.json"
-    if not path.is_file():
-        raise InputError(f"{ws.root} is not a mirim-reduce workspace (no inputs.json): run `mirim-reduce run INPUT` first")
-    data = json.loads(path.read_text())
-    exposures = [inputs.Exposure(**{**e, "path": Path(e["path"])}) for e in data["exposures"]]
-    return inputs.Selection(exposures=exposures, skipped=[tuple(s) for s in data["skipped"]])
+    return inputs.load_record(ws.root)
 
 
 def print_summary(summary: RunSummary) -> None:

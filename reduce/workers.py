@@ -23,10 +23,36 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 
 
+#: True in a worker while it runs a task (set by :func:`_run_busy`).
+_busy = False
+
+
+def _run_busy(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a worker, marked busy for :func:`_worker_signals`."""
+    global _busy
+    _busy = True
+    try:
+        return fn(*args)
+    finally:
+        _busy = False
+
+
 def _worker_signals() -> None:
-    """Workers take SIGTERM like SIGINT (KeyboardInterrupt), as the main process does: a signal to
-    the whole process group (scancel, tini -g, systemd) stops them as Ctrl-C would."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    """Workers stop a running task on SIGINT (Ctrl-C reaches the whole process group) and on
+    SIGTERM (scancel, tini -g, systemd) with KeyboardInterrupt, as the main process does; the
+    task cleans its scratch and the main process prints one line. A worker waiting for work
+    ignores both and leaves when the main process shuts the pool down (or at once, quietly, when
+    the main process is gone): no traceback."""
+    parent = os.getppid()
+
+    def handler(signum, frame):
+        if _busy:
+            raise KeyboardInterrupt
+        if os.getppid() != parent:  # orphaned (the main process was killed): nothing will shut us down
+            os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 class WorkerPool:
@@ -48,7 +74,7 @@ class WorkerPool:
 
     def submit(self, fn: Callable[..., Any], *args: Any):
         """Start ``fn(*args)`` in a worker; returns its `~concurrent.futures.Future`."""
-        return self._executor().submit(fn, *args)
+        return self._executor().submit(_run_busy, fn, *args)
 
     def run(self, fn: Callable[[Any], Any], items: Iterable[Any], label: str,
             describe: Callable[[Any], str] = lambda r: "") -> list[Any]:
@@ -64,7 +90,7 @@ class WorkerPool:
         with Progress(*columns, console=console, transient=False) as progress:
             bar = progress.add_task("", total=len(items))
             pool = self._executor()
-            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            futures = {pool.submit(_run_busy, fn, item): i for i, item in enumerate(items)}
             try:
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()

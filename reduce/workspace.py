@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WorkspaceLockedError
+from .errors import WorkspaceError, WorkspaceLockedError, check_folder, from_os_error
 
 STAGES = ("stage1", "stage2", "clean", "stage3")
 SUFFIX = {"stage1": "_rate.fits", "stage2": "_cal.fits", "clean": "_cal.fits"}
@@ -63,8 +63,12 @@ class Workspace:
 
     def lock(self) -> None:
         """Take the workspace lock; another live run holding it is an error."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        check_folder(self.root, "workspace")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise from_os_error(exc) or WorkspaceError(f"workspace {self.root} cannot be used: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

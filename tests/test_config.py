@@ -39,6 +39,21 @@ def test_file_then_flags_override(tmp_path):
     ("WINDOW_SIZE = true", "WINDOW_SIZE"),
     ("DATE = '2024-05-22'", "DATE"),
     ("mosaic_per = 'visit'", "mosaic_per"),
+    # numbers: finite and in a sensible range (issue 12, defect 6)
+    ("DETECT_THRESH = -3.0", "DETECT_THRESH"),
+    ("DETECT_THRESH = 0", "DETECT_THRESH"),
+    ("DETECT_THRESH = nan", "DETECT_THRESH"),
+    ("DETECT_THRESH = inf", "DETECT_THRESH"),
+    ("WINDOW_SIZE = 0", "WINDOW_SIZE"),
+    ("WINDOW_SIZE = 100000", "WINDOW_SIZE"),
+    ("DILATE_ITERATIONS = -1", "DILATE_ITERATIONS"),
+    ("DILATE_ITERATIONS = 5000", "DILATE_ITERATIONS"),
+    ("MEDIAN_THRESH = 0", "MEDIAN_THRESH"),
+    ("SMALL_SOURCE_THRESH = -2", "SMALL_SOURCE_THRESH"),
+    ("template_smooth = -1", "template_smooth"),
+    ("jobs = 0", "jobs"),
+    ("clean_outlier_sigma = -1.0", "clean_outlier_sigma"),
+    ("clean_outlier_sigma = nan", "clean_outlier_sigma"),
 ])
 def test_bad_values_name_the_key(tmp_path, text, key):
     f = tmp_path / "c.toml"
@@ -113,3 +128,23 @@ def test_effective_config_keeps_origins_and_gains_only_comments(tmp_path):
     user = tmp_path / "user.toml"  # a user's file: comments are just comments
     user.write_text('WINDOW_SIZE = 2  # from: command line\n')
     assert config.origins(config.load(user))["WINDOW_SIZE"] == f"config file {user.absolute()}"
+
+
+def test_numbers_in_range_are_accepted(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("DETECT_THRESH = 0.5\nWINDOW_SIZE = 516\nDILATE_ITERATIONS = 0\nclean_outlier_sigma = 0\n"
+                 "template_smooth = 65\nMEDIAN_THRESH = 2\n")
+    cfg = config.load(f)
+    assert (cfg["DETECT_THRESH"], cfg["WINDOW_SIZE"], cfg["clean_outlier_sigma"]) == (0.5, 516, 0.0)
+
+
+def test_bad_number_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "c.toml"
+    f.write_text("DETECT_THRESH = nan\n")
+    proc = subprocess.run([sys.executable, "-m", "reduce.cli", "run", tmp_path, "--config", f],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: config key 'DETECT_THRESH' must be a finite number > 0, got nan"], proc.stderr

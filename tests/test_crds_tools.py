@@ -102,6 +102,56 @@ def test_run_checks_the_cache_before_any_stage(cache_copy, data, tmp_path):
     assert not (tmp_path / "ws").exists()
 
 
+def _damage(cache_copy, data):
+    """Truncate a FITS reference by its last 2880-byte block, empty another, cut an ASDF one at its
+    last block: {reference name: reftype}."""
+    refs = crds_tools.check(data, cache_copy).references["jw09999001001_02101_00001_mirimage"]
+    miri = cache_copy / "references" / "jwst" / "miri"
+    dark, gain, distortion = (miri / refs[t] for t in ("dark", "gain", "distortion"))
+    dark.write_bytes(dark.read_bytes()[:-2880])
+    gain.write_bytes(b"")
+    raw = distortion.read_bytes()
+    distortion.write_bytes(raw[:raw.rfind(b"\xd3BLK")])
+    return {refs[t]: t for t in ("dark", "gain", "distortion")}
+
+
+def test_check_finds_damaged_references(cache_copy, data, monkeypatch, capsys):
+    damaged = _damage(cache_copy, data)
+    report = crds_tools.check(data, cache_copy)
+    assert not report.ok and not report.missing and sorted(report.damaged) == sorted(damaged)
+    assert {n: i["reftype"] for n, i in report.damaged.items()} == damaged
+    problems = " ".join(i["problem"] for i in report.damaged.values())
+    assert "truncated FITS file" in problems and "empty file" in problems and "truncated ASDF file" in problems
+    code, out, err = _main(monkeypatch, capsys, "crds", "check", data, "--crds-path", cache_copy)
+    assert code == CrdsCacheError.exit_code == 4
+    assert sum(ln.startswith("damaged ") for ln in out.splitlines()) == 3
+    first = sorted(damaged)[0]
+    assert len(err.strip().splitlines()) == 1 and str(cache_copy / "references" / "jwst" / "miri" / first) in err
+    assert "is damaged" in err and "crds sync --context jwst_9000.pmap" in err
+
+
+def test_run_stops_on_a_damaged_reference_before_any_stage(cache_copy, data, tmp_path):
+    from reduce import config
+    from reduce.orchestrate import reduce_folder
+
+    damaged = _damage(cache_copy, data)
+    with pytest.raises(CrdsCacheError, match=sorted(damaged)[0]):
+        reduce_folder(data, tmp_path / "ws", config.defaults(), crds_path=cache_copy)
+    assert not (tmp_path / "ws").exists()
+
+
+def test_every_demo_reference_is_whole_and_checked_quickly(crds_cache):
+    import time
+
+    from reduce import reference_check
+
+    files = sorted(p for p in (crds_cache / "references").rglob("*") if p.is_file())
+    assert len(files) > 30
+    t0 = time.perf_counter()
+    assert [(p.name, reference_check.problem(p)) for p in files if reference_check.problem(p)] == []
+    assert time.perf_counter() - t0 < 10  # ~0.3 s for the ~40 demo references (twice here)
+
+
 def test_sync_command_is_restricted_to_the_data():
     cmd = crds_tools.sync_command("jwst_1584.pmap", [Path("a_uncal.fits"), Path("b_uncal.fits")])
     assert cmd[1:3] == ["-m", "crds.sync"]

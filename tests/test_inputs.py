@@ -54,3 +54,65 @@ def test_empty_folder_and_nothing_usable(tmp_path):
         inputs.select(tmp_path)
     with pytest.raises(InputError, match="not a folder"):
         inputs.select(tmp_path / "missing")
+
+
+# -------------------------------------- invalid or inconsistent header values (issue 12, defect 8)
+
+@pytest.fixture(scope="module")
+def f2100w(tmp_path_factory):
+    """A simulated F2100W uncal file (primary header and ASDF metadata agree)."""
+    from reduce.simulate import demo_program, make_scene, write_exposure
+
+    spec = next(s for s in demo_program() if s.filter == "F2100W")
+    d = tmp_path_factory.mktemp("sim")
+    write_exposure(d, spec, make_scene(1), rng=np.random.default_rng(1))
+    return next(d.glob("*_uncal.fits"))
+
+
+def _edited(f2100w, folder, **cards):
+    folder.mkdir()
+    f = folder / f2100w.name
+    f.write_bytes(f2100w.read_bytes())
+    for key, value in cards.items():
+        fits.setval(f, key, value=value)
+    return f
+
+
+def test_simulated_file_is_consistent(f2100w):
+    e = inputs.classify(f2100w)
+    assert isinstance(e, inputs.Exposure) and e.filter == "F2100W"
+
+
+@pytest.mark.parametrize("key, value, asdf_value", [
+    ("FILTER", "F999W", "F2100W"),      # not a filter at all
+    ("FILTER", "F070W", "F2100W"),      # a NIRCam filter
+    ("SUBARRAY", "BOGUS99", "SUB256"),
+    ("READPATT", "NRSRAPID", "FASTR1"),  # a NIRSpec read pattern
+])
+def test_invalid_header_value_is_an_input_error(f2100w, tmp_path, key, value, asdf_value):
+    f = _edited(f2100w, tmp_path / "raw", **{key: value})
+    before = f.read_bytes()
+    with pytest.raises(InputError) as exc:
+        inputs.select(tmp_path / "raw")
+    msg = str(exc.value)
+    assert f.name in msg and f"{key}={value}" in msg and asdf_value in msg and "MIRI imager" in msg, msg
+    assert f.read_bytes() == before  # never modified
+
+
+def test_header_disagreeing_with_asdf_metadata_is_an_input_error(f2100w, tmp_path):
+    f = _edited(f2100w, tmp_path / "raw", FILTER="F770W")  # valid, but not what the file's ASDF says
+    with pytest.raises(InputError, match=f"{f.name}: the primary header says FILTER=F770W but the file's ASDF "
+                                         "metadata says F2100W"):
+        inputs.select(tmp_path / "raw")
+
+
+def test_invalid_subarray_fails_crds_check(tmp_path):
+    import subprocess
+    import sys
+
+    _write(tmp_path / "a_uncal.fits", SUBARRAY="BOGUS99")  # no ASDF extension: the header alone
+    proc = subprocess.run([sys.executable, "-m", "reduce.cli", "crds", "check", tmp_path], capture_output=True,
+                          text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.startswith("error: a_uncal.fits: SUBARRAY=BOGUS99 in the primary header is not a MIRI imager "
+                                  "subarray") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

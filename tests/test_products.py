@@ -260,7 +260,7 @@ def test_manifest(demo):
     assert man["crds"]["context"] == "jwst_9000.pmap" and man["crds"]["references"]
     assert man["config"]["MAKE_CUTOUTS"] is True and "image3" in man["config"]
     reduced = json.loads((demo / "inputs.json").read_text())["exposures"]
-    raw = sorted(Path(e["path"]) for e in reduced)
+    raw = sorted(demo / e["path"] for e in reduced)  # absolute, or relative to the workspace
     assert len(raw) == 14  # the skipped TA and LRS files are not inputs of the products
     assert {e["name"]: e["sha256"] for e in man["inputs"]} == {p.name: sha256_file(p) for p in raw}
     listed = {e["path"] for e in man["products"]}

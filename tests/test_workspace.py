@@ -25,3 +25,47 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     with atomic_path(final) as tmp:
         tmp.write_text("whole")
     assert final.read_text() == "whole" and len(list(tmp_path.iterdir())) == 1
+
+
+def _killed_writer(final):
+    """A process killed (SIGKILL) inside atomic_path(final): its temporary stays behind."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from reduce.fsutil import atomic_path\n"
+            "with atomic_path(Path(sys.argv[1])) as tmp:\n"
+            "    tmp.write_bytes(b'half'); print('ready', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(final)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_rerun_removes_only_abandoned_packaging_temporaries(tmp_path):
+    """kill -9 during packaging: the next run's clean-up removes the .*.part files it left in the
+    products folder (WORKSPACE/products and DESTINATION_DIRECTORY), and nothing else."""
+    from reduce import config
+    from reduce.orchestrate import _remove_scratch
+
+    ws = Workspace(tmp_path / "ws").create()
+    dest = tmp_path / "dest"
+    cfg = config.load(None, {"DESTINATION_DIRECTORY": str(dest)})
+    killed = [ws.products / "DEMO" / "F770W" / "DEMO_MIRI_F770W_01Jan2025_i2d.fits",
+              ws.products / "manifest.json", dest / "report" / "mosaic.png", dest / "DEMO" / "F770W" / "x_i2d.fits"]
+    for final in killed:
+        _killed_writer(final)
+    left = [p for d in (ws.products, dest) for p in d.rglob(".*.part")]
+    assert sorted(p.name.split(".")[1] for p in left) == sorted(f.name.split(".")[0] for f in killed)
+    user = [ws.products / ".notes.part", ws.products / "DEMO" / ".keep", dest / ".x.abcdefgh.partial",
+            dest / "mine.abcdefgh.part", dest / "DEMO" / "F770W" / "data.fits"]
+    for p in user:
+        p.write_text("user file")
+    (ws.root / "config.toml").write_text("DESTINATION_DIRECTORY = ''\n")  # the killed run's
+    with atomic_path(dest / "DEMO" / "live.fits") as live:  # another run packaging right now
+        live.write_text("in progress")
+        _remove_scratch(ws, cfg)
+        assert live.exists()
+    assert not [p for p in left if p.exists()]
+    assert all(p.read_text() == "user file" for p in user)
+    assert (dest / "DEMO" / "live.fits").read_text() == "in progress"

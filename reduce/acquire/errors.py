@@ -1,6 +1,6 @@
 """Errors of the acquisition part (MAST downloads, CRDS sync): one line each, own exit code.
 
-Exit codes 10-19 belong to this part (2-6 are the reduction's, see ``reduce.errors``).
+Exit codes 10-19 belong to this part (2-7 are the reduction's, see ``reduce.errors``).
 No message ever contains a MAST token.
 """
 

@@ -133,8 +133,10 @@ def package(ws: Workspace, cfg: dict, summary=None, *, cutout_size: int = tabox_
     crds = json.loads((ws_root / "crds.json").read_text()) if (ws_root / "crds.json").is_file() else {}
     crds.pop("path", None)  # where the cache is does not change the results
     inputs = []
-    if (ws_root / "inputs.json").is_file():
-        inputs = [Path(e["path"]) for e in json.loads((ws_root / "inputs.json").read_text())["exposures"]]
+    if (ws_root / "inputs.json").is_file():  # paths absolute or relative to the workspace
+        from ..inputs import load_record
+
+        inputs = [e.path for e in load_record(ws_root).exposures]
     man = manifest_mod.build(dest, result.products, tool_version=__version__, cfg=cfg, date=date, crds=crds,
                              inputs=inputs, ta_boxes=result.ta_boxes)
     result.manifest = dest / "manifest.json"
