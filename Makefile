@@ -1,14 +1,17 @@
 # mirim-reduce: native set-up, demo, tests and benchmarks.
 #   make demo    create .venv from the lock file, build the demo CRDS context, simulate and reduce the demo
 #   make test    run the test suite (creates .venv first)
+#   make reference  regenerate tests/data/reference from a fresh demo run (after a change of the products)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WORKDIR ?= mirim-demo
 JOBS ?= 2
+REFERENCE ?= tests/data/reference
+REFERENCE_WORKDIR ?= $(or $(TMPDIR),/tmp)/mirim-reference-demo
 
-.PHONY: venv demo test test-fast bench lock clean-demo
+.PHONY: venv demo test test-fast bench lock clean-demo reference
 
 venv: $(VENV)/.installed
 
@@ -21,6 +24,14 @@ $(VENV)/.installed: requirements.lock requirements-build.lock pyproject.toml
 
 demo: venv
 	$(BIN)/mirim-reduce demo --workdir $(WORKDIR) --jobs $(JOBS)
+
+# Like jwst's "okify": on purpose only, when a change of the products is intended (say why in the commit).
+reference: venv
+	rm -rf $(REFERENCE_WORKDIR)
+	$(BIN)/mirim-reduce demo --workdir $(REFERENCE_WORKDIR) --jobs $(JOBS)
+	$(BIN)/mirim-reduce write-reference $(REFERENCE_WORKDIR)/products --out $(REFERENCE)
+	$(BIN)/mirim-reduce verify $(REFERENCE_WORKDIR)/products --reference $(REFERENCE) --exact
+	rm -rf $(REFERENCE_WORKDIR)
 
 test: venv
 	$(BIN)/python -m pytest

@@ -2,6 +2,8 @@
 
     mirim-reduce package WORKSPACE [--dest DIR] [--date 25Nov2026] [--cutout-size 120] [--no-cutouts]
     mirim-reduce verify RUN_DEST REFERENCE_DEST [--rtol 1e-4] [--atol 1e-4] [--exact] [--all]
+    mirim-reduce verify RUN_DEST --reference tests/data/reference [--rtol ...] [--exact] [--all]
+    mirim-reduce write-reference DEST [--out tests/data/reference] [--block 8]
 """
 
 from __future__ import annotations
@@ -44,17 +46,38 @@ def package(workspace: Path = typer.Argument(..., help="workspace of a finished 
 
 @app.command()
 def verify(run_dest: Path = typer.Argument(..., help="packaged products of the run to check (a DEST folder)"),
-           reference_dest: Path = typer.Argument(..., help="reference products (a DEST folder)"),
+           reference_dest: Optional[Path] = typer.Argument(None, help="reference products (a DEST folder)"),
+           reference: Optional[Path] = typer.Option(None, "--reference", help="a committed reference "
+                                                    "(reference.json or its folder, e.g. tests/data/reference) "
+                                                    "instead of REFERENCE_DEST"),
            rtol: float = typer.Option(1e-4, help="relative tolerance on data arrays"),
            atol: float = typer.Option(1e-4, help="absolute tolerance on data arrays"),
            exact: bool = typer.Option(False, "--exact", help="bit identity of every content hash"),
            show_all: bool = typer.Option(False, "--all", help="also list the parts that agree")):
-    """Compare products with reference products; exit 1 on any difference."""
+    """Compare products with reference products (or a committed reference); exit 1 on any difference."""
     from .products import verify as run_verify
+    from .products.reference import check_reference
 
-    result = run_verify(run_dest, reference_dest, rtol=rtol, atol=atol, exact=exact)
+    if (reference_dest is None) == (reference is None):
+        raise typer.BadParameter("give either REFERENCE_DEST or --reference FILE")
+    if reference is not None:
+        result = check_reference(run_dest, reference, rtol=rtol, atol=atol, exact=exact)
+    else:
+        result = run_verify(run_dest, reference_dest, rtol=rtol, atol=atol, exact=exact)
     mode = "exact" if exact else f"rtol={rtol:g} atol={atol:g}"
-    typer.echo(f"verify {run_dest} against {reference_dest} ({mode})")
+    typer.echo(f"verify {run_dest} against {reference or reference_dest} ({mode})")
     typer.echo(result.table(show_ok=show_all))
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("write-reference")
+def write_reference(dest: Path = typer.Argument(..., help="packaged products of a run (a DEST folder with manifest.json)"),
+                    out: Path = typer.Option(Path("tests/data/reference"), "--out", help="folder to (re)write"),
+                    block: int = typer.Option(8, "--block", min=1, help="block size of the block means, pixels")):
+    """Write a small reference of a run's products (content hashes, block means) for `verify --reference`."""
+    from .products.reference import write_reference as run_write
+
+    ref = run_write(dest, out, block=block)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    typer.echo(f"reference of {len(ref['products'])} products in {out} ({size / 1e3:.0f} kB)")

@@ -3,7 +3,9 @@
 :func:`package` (``package.py``) writes ``DEST/{TARGPROP}/{FILTER}/...`` (mosaics, segmentation
 maps, catalogues, TA boxes: ``tabox.py``), ``DEST/report.html`` (``report.py``) and
 ``DEST/manifest.json`` (``manifest.py``, hashes from ``hashing.py``). :func:`verify`
-(``verify.py``) compares a run's DEST with a reference DEST.
+(``verify.py``) compares a run's DEST with a reference DEST (FITS files with astropy's FITSDiff,
+``compare.py``); ``reference.py`` writes and checks the small committed reference of the demo's
+products (``tests/data/reference``).
 """
 
 from .package import PackageResult, package

@@ -9,7 +9,9 @@ FITS (``.fits``), one entry per HDU, keyed ``"<EXTNAME>,<EXTVER>"`` (``PRIMARY,1
               out the columns named in :data:`VOLATILE_KEYWORDS` (jwst's HDRTAB holds the
               members' DATE, CAL_VER ... as columns);
   ``header``  sha256 over the header cards (keyword, value) minus :data:`VOLATILE_KEYWORDS` and
-              minus the cards that only describe the data layout (:data:`STRUCTURAL_KEYWORDS`).
+              minus the cards that only describe the data layout (:data:`STRUCTURAL_KEYWORDS`);
+              a product date stamp in a text value (``25Nov2026`` in the ``MOSAIC`` name of a TA
+              box) counts as ``{DATE}``, as it does in product names.
   The ``ASDF`` extension of jwst products is not hashed: it is a serialisation of the same
   metadata as the FITS headers (hashed above) plus the gwcs object, and it records the
   processing date and software history, which differ from run to run. The WCS of a mosaic
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,11 @@ STRUCTURAL_KEYWORDS = frozenset({"BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTEND"
 #: ECSV table metadata that records the run rather than the result.
 VOLATILE_TABLE_META = frozenset({"date", "version"})
 
+#: Prefixes of the per-axis and per-column layout cards (NAXIS1, TFORM3, ...).
+STRUCTURAL_PREFIXES = ("NAXIS", "TFORM", "TTYPE", "TDIM", "TUNIT", "TNULL", "TSCAL", "TZERO")
+#: The date stamp of packaged product names (``%d%b%Y``: 25Nov2026).
+DATE_STAMP_RE = re.compile(r"\d{2}(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\d{4}")
+
 SKIPPED_EXTENSIONS = {"ASDF": "serialised datamodel tree: same metadata as the FITS headers plus "
                               "processing dates and software history; not hashed"}
 
@@ -64,20 +72,35 @@ def _is_volatile(key: str) -> bool:
     return key.upper() in VOLATILE_KEYWORDS
 
 
+def is_structural(key: str) -> bool:
+    """A card that only describes the layout of the data (compared through the data)."""
+    return key in STRUCTURAL_KEYWORDS or key.startswith(STRUCTURAL_PREFIXES)
+
+
+def undate(value):
+    """``value`` with product date stamps replaced by ``{DATE}`` (text only)."""
+    return DATE_STAMP_RE.sub("{DATE}", value) if isinstance(value, str) else value
+
+
+def fitsdiff_ignore_keywords() -> list[str]:
+    """Header keywords (patterns) FITSDiff leaves out: volatile and layout cards, as the hashes do."""
+    return sorted(VOLATILE_KEYWORDS | STRUCTURAL_KEYWORDS) + [p + "*" for p in STRUCTURAL_PREFIXES]
+
+
 def header_items(header, *, keep_structure: bool = False) -> list[tuple[str, str]]:
     """(keyword, value) of a header without volatile (and structural) cards, in order.
 
-    Values are compared as text after FITS formatting; commentary cards (HISTORY, COMMENT,
-    blank) keep their text.
+    Values are compared as text after FITS formatting, date stamps as ``{DATE}``; commentary
+    cards (HISTORY, COMMENT, blank) keep their text.
     """
     out = []
     for card in header.cards:
         key = card.keyword
-        if _is_volatile(key) or (not keep_structure and (key in STRUCTURAL_KEYWORDS or key.startswith(("NAXIS", "TFORM", "TTYPE", "TDIM", "TUNIT", "TNULL", "TSCAL", "TZERO")))):
+        if _is_volatile(key) or (not keep_structure and is_structural(key)):
             continue
         if not key and not str(card.value).strip():
             continue  # blank separator cards
-        out.append((key, repr(card.value)))
+        out.append((key, repr(undate(card.value))))
     return out
 
 
