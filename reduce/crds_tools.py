@@ -11,6 +11,8 @@ checked with ``--check-sha1sum``; then ``check`` confirms the cache is complete.
 
 from __future__ import annotations
 
+import functools
+
 import os
 import shutil
 import subprocess
@@ -89,10 +91,24 @@ def check(folder: Path, crds_path: Path | None = None, context: str | None = Non
     return check_exposures([e.path for e in selection.exposures], settings)
 
 
+@functools.lru_cache(maxsize=4096)
+def _crds_parameters(path: str, mtime_ns: int, size: int) -> dict:
+    from stdatamodels.jwst import datamodels
+
+    with datamodels.open(path) as model:
+        return model.get_crds_parameters()
+
+
+def crds_parameters(path) -> dict:
+    """The CRDS matching parameters of a data file (opened once per process while unchanged:
+    the reference check and the parameter-reference lookup both need them)."""
+    st = os.stat(path)
+    return dict(_crds_parameters(str(Path(path).resolve()), st.st_mtime_ns, st.st_size))
+
+
 def check_exposures(files: list[Path], settings: crds_setup.CrdsSettings) -> CheckReport:
     import crds
     from crds.core.exceptions import CrdsError
-    from stdatamodels.jwst import datamodels
 
     from .crds_context import required_reference_types
 
@@ -102,8 +118,7 @@ def check_exposures(files: list[Path], settings: crds_setup.CrdsSettings) -> Che
     for f in files:
         name = Path(f).name.removesuffix("_uncal.fits")
         report.exposures.append(name)
-        with datamodels.open(f) as model:
-            params = model.get_crds_parameters()
+        params = crds_parameters(f)
         try:
             best = crds.getrecommendations(params, reftypes=types, context=settings.context, observatory="jwst")
         except CrdsError as exc:

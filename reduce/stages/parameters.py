@@ -76,8 +76,9 @@ def lookup(files: list[Path], context: str, *, strict: bool = True) -> dict[str,
     without them: with ``strict``, a CrdsCacheError naming them instead.
     """
     import crds
-    from stdatamodels.jwst import datamodels
     from stpipe.step import get_disable_crds_steppars
+
+    from ..crds_tools import crds_parameters
 
     out: dict[str, Any] = {"disabled": get_disable_crds_steppars(), "exposures": {}, "files": {}, "missing": {}}
     if out["disabled"]:
@@ -85,8 +86,7 @@ def lookup(files: list[Path], context: str, *, strict: bool = True) -> dict[str,
     types = sorted({t for section in reftypes().values() for t in section.values()})
     for f in files:
         stem = Path(f).name.removesuffix("_uncal.fits")
-        with datamodels.open(f) as model:
-            params = model.get_crds_parameters()
+        params = crds_parameters(f)
         best = crds.getrecommendations(params, reftypes=types, context=context, observatory="jwst")
         chosen = {t: ref for t, ref in sorted(best.items()) if not ref.startswith("NOT FOUND")}
         out["exposures"][stem] = chosen
