@@ -28,9 +28,9 @@ def _table(rows: list[list], header: list[str]) -> str:
 def bench_reduction(root: Path, size: str, jobs: int, crds_path: Path) -> dict:
     """Simulate (once) and reduce the demo program of ``size`` with ``jobs`` workers."""
     from reduce import config
-    from reduce.crds_context import DEMO_CONTEXT
+    from reduce.demo.crds_context import DEMO_CONTEXT
     from reduce.orchestrate import reduce_folder
-    from reduce.simulate import simulate_program
+    from reduce.demo.simulate import simulate_program
 
     raw = root / size / "raw"
     t0 = time.perf_counter()

@@ -3,11 +3,11 @@
 Run: ``python -m benchmarks.bench_clean_quality [--root DIR] [--programs demo,...]
 [--variants ours,ours_1pass] [--fresh]``.
 
-Per program (the demo and ``reduce.simulate.program.TEST_PROGRAMS`` when they exist):
+Per program (the demo and ``reduce.demo.simulate.program.TEST_PROGRAMS`` when they exist):
 simulate into ``ROOT/<program>/raw``, reduce it once (``mirim-reduce run RAW --workdir
 ROOT/<program>/base``), then each variant is a copy of that workspace (stage 1 and 2
 shared) that differs only in the cleaning; stage 3 is rerun and the variant is scored with
-:func:`reduce.evaluate.evaluate_workspace`:
+:func:`reduce.demo.evaluate.evaluate_workspace`:
 
 * ``off``: MEDIAN_FILTER and SUPER_BKG_SUB false (stage 3 reads the stage-2 cal files);
 * ``original``: :mod:`benchmarks.original_clean` (the notebook's algorithm, defects kept);
@@ -56,7 +56,7 @@ ENV: dict[str, str] = {}  # CRDS settings for the subprocesses (set by main)
 def programs_available() -> list[str]:
     """``demo`` plus the simulator's test programs (when that version of it is there)."""
     try:
-        from reduce.simulate.program import TEST_PROGRAMS
+        from reduce.demo.simulate.program import TEST_PROGRAMS
     except ImportError:
         return ["demo"]
     return ["demo", *[p for p in TEST_PROGRAMS if p != "demo"]]
@@ -110,14 +110,14 @@ def clean_code_hash() -> str:
 def truth_clean(ws: Path, truth_dir: Path) -> None:
     """clean/<stem>_cal.fits = stage-2 cal minus its true background (MJy/sr): the rate
     truth's BACKGROUND (DN/s of everything that is not source light) converted as stage 2
-    does (:func:`reduce.evaluate.rate_to_cal`); for truths without it, (RATE - ILLUM)
+    does (:func:`reduce.demo.evaluate.rate_to_cal`); for truths without it, (RATE - ILLUM)
     converted (pattern and new hot pixels) plus the sky model sky(xi, eta). 0 where the
     flat is 0."""
     from astropy.io import fits
     from stdatamodels.jwst.datamodels import ImageModel
 
-    from reduce.evaluate import rate_to_cal
-    from reduce.simulate import geometry
+    from reduce.demo.evaluate import rate_to_cal
+    from reduce.demo.simulate import geometry
 
     truth = json.loads((truth_dir / "truth.json").read_text())
     for e in truth["exposures"]:
@@ -210,7 +210,7 @@ def prepare_program(root: Path, program: str, seed: int, jobs: int, base: Path |
 
 def run_variant(rec: dict, root: Path, name: str, fresh: bool, reevaluate: bool) -> dict:
     """Build (unless finished) and evaluate variant ``name`` of a program; its record."""
-    from reduce.evaluate import evaluate_workspace
+    from reduce.demo.evaluate import evaluate_workspace
 
     ws = root / rec["program"] / name
     done_path = ws / "bench_variant.json"
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crds-path", type=Path, default=None)
     args = ap.parse_args(argv)
     from reduce import crds_setup
-    from reduce.crds_context import DEMO_CONTEXT
+    from reduce.demo.crds_context import DEMO_CONTEXT
 
     crds_setup.offline_environment()
     from reduce.cli import ensure_demo_context

@@ -106,13 +106,18 @@ def crds_parameters(path) -> dict:
     return dict(_crds_parameters(str(Path(path).resolve()), st.st_mtime_ns, st.st_size))
 
 
-def check_exposures(files: list[Path], settings: crds_setup.CrdsSettings) -> CheckReport:
+def check_exposures(files: list[Path], settings: crds_setup.CrdsSettings,
+                    types: list[str] | None = None) -> CheckReport:
+    """The best references of ``files`` for every type in ``types`` (default: every type the
+    three pipelines prefetch, :func:`reduce.reftypes.required_reference_types`; that imports
+    jwst's pipelines, so a run passes the list a worker computed)."""
     import crds
     from crds.core.exceptions import CrdsError
 
-    from .crds_context import required_reference_types
+    if types is None:
+        from .reftypes import required_reference_types
 
-    types = sorted(set().union(*required_reference_types().values()))
+        types = sorted(set().union(*required_reference_types().values()))
     report = CheckReport(context=settings.context, path=settings.path)
     checked: dict[str, str | None] = {}
     for f in files:

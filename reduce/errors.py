@@ -44,6 +44,12 @@ class StageError(ReduceError):
     exit_code = 6
 
 
+class DiskFullError(ReduceError):
+    """No space left for an output (a product, a download)."""
+
+    exit_code = 15
+
+
 class WorkspaceError(ReduceError):
     """The workspace (or an output folder) cannot be used: not a folder, read-only, no permission."""
 
@@ -57,8 +63,6 @@ def from_os_error(exc: BaseException) -> ReduceError | None:
         return None
     what = exc.filename or "a file"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        from .acquire.errors import DiskFullError
-
         return DiskFullError(f"disk full writing {what}: free some space (or use another --workdir), then run "
                              f"the same command again (finished work is kept)")
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

@@ -16,7 +16,8 @@ from . import __version__, clean, config as config_mod, crds_setup, crds_tools, 
 from .errors import InputError, StageError
 from .fsutil import remove_tree, write_json, write_text
 from .stages import parameters, stage1, stage2, stage3
-from .stages.runner import Outcome, Task, run_task
+from .stages.runner import run_task
+from .stages.task import Outcome, Task
 from .workers import WorkerPool
 from .workspace import STAGES, FirstPass, Workspace
 
@@ -88,16 +89,20 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     settings = crds_setup.configure(crds_path, crds_context)
     with ExitStack() as stack:
         pool = stack.enter_context(WorkerPool(cfg["jobs"]))
-        # the step parameters are checked against jwst's step specs in a worker, which imports
-        # jwst for stage 1 anyway, while this process checks the CRDS cache
-        pars_checked = pool.submit(config_mod.check_step_parameters, dict(cfg))
+        # jwst's pipelines are imported only in the workers (which need them for stage 1 anyway):
+        # one checks the step parameters and lists the reference types while this process reads
+        # the exposures' CRDS parameters; then the CRDS cache is checked here
         t0 = time.perf_counter()
-        check = crds_tools.check_exposures([e.path for e in exposures], settings)
+        types = pool.submit(parameters.preflight, dict(cfg))
+        files = [e.path for e in exposures]
+        for f in files:
+            crds_tools.crds_parameters(f)
+        types = types.result()
+        check = crds_tools.check_exposures(files, settings, types["required"])
         if not check.ok:
             raise check.error()
-        step_pars = parameters.lookup([e.path for e in exposures], settings.context)  # CRDS pars-* references
+        step_pars = parameters.lookup(files, settings.context, pars_types=types["pars"])  # CRDS pars-* references
         crds_seconds = time.perf_counter() - t0
-        pars_checked.result()
         _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
                 input_dir, t_start)
     return summary

@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def crds_cache() -> Path:
     """A complete synthetic CRDS cache (built on first use, reused across sessions)."""
-    from reduce.crds_context import build_demo_context, DEMO_CONTEXT
+    from reduce.demo.crds_context import build_demo_context, DEMO_CONTEXT
 
     if not (_CRDS_PATH / "mappings" / "jwst" / DEMO_CONTEXT).exists():
         build_demo_context(_CRDS_PATH)
@@ -52,7 +52,7 @@ def demo_raw(crds_cache, tmp_path_factory) -> Path:
     """The simulated demo program plus a target acquisition and an LRS exposure (to be skipped)."""
     import numpy as np
 
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     raw = tmp_path_factory.mktemp("demo") / "raw"
     cli("simulate", raw)

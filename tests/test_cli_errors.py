@@ -26,7 +26,7 @@ def test_empty_folder(tmp_path):
 
 
 def test_missing_crds_cache(tmp_path, crds_cache):
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     write_exposure(tmp_path, demo_program()[0], make_scene(1), rng=np.random.default_rng(1))
     proc = run_cli("run", tmp_path, "--workdir", tmp_path / "ws", "--crds-path", tmp_path / "no-cache")
@@ -34,7 +34,7 @@ def test_missing_crds_cache(tmp_path, crds_cache):
 
 
 def test_uncovered_subarray_names_the_reference_before_any_stage(tmp_path, crds_cache):
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -70,7 +70,7 @@ def test_debug_shows_the_traceback(tmp_path):
 # ------------------------------------------------ documented exit codes, not 70 (issue 12, 4 and 5)
 
 def _one_exposure(folder):
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     folder.mkdir(parents=True, exist_ok=True)
     write_exposure(folder, demo_program()[0], make_scene(1), rng=np.random.default_rng(1))

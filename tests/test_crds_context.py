@@ -1,4 +1,4 @@
-"""The synthetic CRDS context (reduce.crds_context): mappings, references, geometry, and the
+"""The synthetic CRDS context (reduce.demo.crds_context): mappings, references, geometry, and the
 real jwst pipelines running on it offline.
 
 The session fixture ``crds_cache`` (tests/conftest.py) builds the cache once; CRDS_PATH and the
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reduce import detector_model as dm
+from reduce.demo import detector_model as dm
 from reduce import instrument as inst
 
 PROVIDED = ("mask", "saturation", "ipc", "linearity", "rscd", "dark", "reset", "gain", "readnoise",
@@ -42,7 +42,7 @@ def bestrefs(crds_cache):
     """Best references of the whole coverage grid, resolved by the real crds client."""
     import crds
 
-    from reduce.crds_context import DEMO_CONTEXT, required_reference_types
+    from reduce.demo.crds_context import DEMO_CONTEXT, required_reference_types
 
     types = sorted(set().union(*required_reference_types().values()))
     out = {}
@@ -59,7 +59,7 @@ def bestrefs(crds_cache):
 def test_required_types_come_from_the_pipeline_classes():
     from jwst.pipeline import Detector1Pipeline, Image2Pipeline, Image3Pipeline
 
-    from reduce.crds_context import required_reference_types
+    from reduce.demo.crds_context import required_reference_types
 
     req = required_reference_types()
     assert set(req) == {"Detector1Pipeline", "Image2Pipeline", "Image3Pipeline"}
@@ -74,7 +74,7 @@ def test_required_types_come_from_the_pipeline_classes():
 def test_imap_holds_every_prefetched_and_parameter_type(crds_cache):
     from crds.core import rmap
 
-    from reduce.crds_context import DEMO_CONTEXT, parameter_reference_types, required_reference_types
+    from reduce.demo.crds_context import DEMO_CONTEXT, parameter_reference_types, required_reference_types
 
     pmap = rmap.load_mapping(str(crds_cache / "mappings" / "jwst" / DEMO_CONTEXT))
     imap = pmap.get_imap("MIRI")
@@ -108,7 +108,7 @@ def test_mapping_checksums_verify(crds_cache):
 def test_server_config_and_layout(crds_cache):
     import ast
 
-    from reduce.crds_context import DEMO_CONTEXT
+    from reduce.demo.crds_context import DEMO_CONTEXT
 
     cfg = ast.literal_eval((crds_cache / "config" / "jwst" / "server_config").read_text())
     for key in ("observatory", "operational_context", "latest_context", "bad_files_list", "last_synced",
@@ -142,7 +142,7 @@ def test_bestrefs_cover_every_filter_subarray_readpatt(crds_cache, bestrefs):
 def test_getreferences_resolves_local_paths(crds_cache):
     import crds
 
-    from reduce.crds_context import DEMO_CONTEXT
+    from reduce.demo.crds_context import DEMO_CONTEXT
 
     paths = crds.getreferences(_header("F1000W", "SUB128", "SLOWR1"), reftypes=["dark", "distortion", "apcorr"],
                                context=DEMO_CONTEXT, observatory="jwst")
@@ -237,7 +237,7 @@ def test_distortion_round_trip_and_siaf_agreement():
 
     import pysiaf
 
-    from reduce.crds_context import detector_to_v2v3, v2v3_to_detector
+    from reduce.demo.crds_context import detector_to_v2v3, v2v3_to_detector
 
     y, x = np.mgrid[-0.5:1023.5:41j, -0.5:1031.5:43j]
     v2, v3 = detector_to_v2v3(x, y)
@@ -256,7 +256,7 @@ def test_distortion_round_trip_and_siaf_agreement():
 def test_distortion_reference_is_the_public_model(crds_cache, bestrefs):
     from stdatamodels.jwst.datamodels import DistortionModel
 
-    from reduce.crds_context import detector_to_v2v3, v2v3_to_detector
+    from reduce.demo.crds_context import detector_to_v2v3, v2v3_to_detector
 
     x, y = np.array([10.0, 500.0, 1020.0]), np.array([5.0, 512.0, 1000.0])
     with DistortionModel(str(_ref(crds_cache, bestrefs["F770W", "FULL", "FASTR1"]["distortion"]))) as d:
@@ -269,7 +269,7 @@ def test_distortion_reference_is_the_public_model(crds_cache, bestrefs):
 # --- build behaviour --------------------------------------------------------------------------
 
 def test_build_is_idempotent(crds_cache):
-    from reduce.crds_context import DEMO_CONTEXT, build_demo_context
+    from reduce.demo.crds_context import DEMO_CONTEXT, build_demo_context
 
     pmap = crds_cache / "mappings" / "jwst" / DEMO_CONTEXT
     before = pmap.stat().st_mtime_ns
@@ -278,8 +278,8 @@ def test_build_is_idempotent(crds_cache):
 
 
 def test_build_refuses_foreign_directory_and_leaves_nothing_on_failure(tmp_path, monkeypatch):
-    from reduce.crds_context import build_demo_context
-    from reduce.crds_context import references
+    from reduce.demo.crds_context import build_demo_context
+    from reduce.demo.crds_context import references
 
     foreign = tmp_path / "real-cache"
     (foreign / "mappings").mkdir(parents=True)
@@ -309,7 +309,7 @@ def _no_network_prefix() -> list[str]:
 
 @pytest.mark.slow
 def test_pipelines_run_offline_and_calibrate_back_to_truth(crds_cache, tmp_path):
-    from reduce.crds_context import DEMO_CONTEXT
+    from reduce.demo.crds_context import DEMO_CONTEXT
 
     script = tmp_path / "e2e.py"
     script.write_text(E2E_SCRIPT)
@@ -352,8 +352,9 @@ work = Path(sys.argv[1]); run_image3 = sys.argv[2] == "1"
 from astropy.time import Time
 from stdatamodels.jwst.datamodels import Level1bModel
 from pysiaf.utils import rotations
-from reduce import instrument as inst, detector_model as dm
-from reduce.crds_context import detector_to_v2v3, v2v3_to_detector
+from reduce import instrument as inst
+from reduce.demo import detector_model as dm
+from reduce.demo.crds_context import detector_to_v2v3, v2v3_to_detector
 
 SUB, RP, FILT = sys.argv[3], sys.argv[4], sys.argv[5]
 NGROUPS, NINTS = int(sys.argv[6]), int(sys.argv[7])

@@ -26,7 +26,7 @@ def demo(demo_run):
 
 
 def _truth(raw):
-    from reduce.simulate.truth import load_truth
+    from reduce.demo.simulate.truth import load_truth
     return load_truth(raw)
 
 
@@ -53,7 +53,7 @@ def test_non_imaging_exposures_are_skipped_with_reason(demo):
 
 def test_rate_matches_injected_count_rate(demo):
     """Detector1 returns the injected rate: normalised residuals centred on 0 with unit width."""
-    from reduce.simulate.truth import expected_rate
+    from reduce.demo.simulate.truth import expected_rate
 
     raw, ws, _ = demo
     for rate_file in sorted((ws / "stage1").glob("*_rate.fits")):
@@ -91,7 +91,7 @@ def test_point_sources_in_mosaics(demo):
     axis: bounded at 0.25 arcsec). Fluxes: the same sky apertures (r = 2 FWHM, annulus
     3-5 FWHM) on the mosaic and on the simulator's noise-free scene image, so neighbours and
     galaxy light cancel: median ratio within 2 %. Isolated sources only (the truth aperture
-    gives the source's own flux within 2 %), as in ``reduce.evaluate``.
+    gives the source's own flux within 2 %), as in ``reduce.demo.evaluate``.
     """
     from astropy.coordinates import SkyCoord
     import astropy.units as u

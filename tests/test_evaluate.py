@@ -1,4 +1,4 @@
-"""reduce.evaluate: metric functions on synthetic arrays (fast) and ``evaluate --json`` on the demo (slow)."""
+"""reduce.demo.evaluate: metric functions on synthetic arrays (fast) and ``evaluate --json`` on the demo (slow)."""
 
 import json
 import math
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from reduce import evaluate as ev
+from reduce.demo import evaluate as ev
 from reduce.errors import InputError
 
 # The console-script entry (``python -m reduce.cli`` runs cli.py as __main__, whose ``app``
@@ -213,7 +213,7 @@ def test_evaluate_json_on_demo(demo_ws):
     issues, on every mosaic whose group had a super background. F2100W (2 exposures <
     MEDIAN_THRESH) gets the small-group treatment the data choose: with cleaning off its
     pattern doubles the noise (rms_ratio 2.15); the goal is <= 1.3."""
-    from reduce.evaluate import GOALS
+    from reduce.demo.evaluate import GOALS
 
     proc = subprocess.run([*CLI, "evaluate", str(demo_ws), "--truth", str(demo_ws.parent / "raw" / "truth"), "--json"],
                           capture_output=True, text=True)

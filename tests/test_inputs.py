@@ -61,7 +61,7 @@ def test_empty_folder_and_nothing_usable(tmp_path):
 @pytest.fixture(scope="module")
 def f2100w(tmp_path_factory):
     """A simulated F2100W uncal file (primary header and ASDF metadata agree)."""
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     spec = next(s for s in demo_program() if s.filter == "F2100W")
     d = tmp_path_factory.mktemp("sim")

@@ -62,7 +62,7 @@ def test_old_relative_entries_and_missing_files_are_one_line_errors(tmp_path):
 def test_stage_rerun_from_another_folder(tmp_path, crds_cache, monkeypatch):
     """`run raw --workdir ws` started in one folder, then `cd / && stage1 /abs/ws`."""
     from reduce import config, orchestrate
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     raw = tmp_path / "raw"
     raw.mkdir()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reduce import detector_model as dmod
+from reduce.demo import detector_model as dmod
 from reduce import instrument as inst
 
 NAME_RE = re.compile(r"^jw(\d{5})(\d{3})(\d{3})_(\d{2})(\d)(\d{2})_(\d{5})_mirimage_uncal\.fits$")
@@ -24,7 +24,7 @@ NAME_RE = re.compile(r"^jw(\d{5})(\d{3})(\d{3})_(\d{2})(\d)(\d{2})_(\d{5})_mirim
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from reduce.simulate import simulate_program
+    from reduce.demo.simulate import simulate_program
 
     out = tmp_path_factory.mktemp("sim") / "raw"
     files = simulate_program(out, seed=3, size="small")
@@ -40,7 +40,7 @@ def _sci(path: Path) -> np.ndarray:
 
 
 def test_demo_program_groupings():
-    from reduce.simulate import demo_program
+    from reduce.demo.simulate import demo_program
 
     for size, subarray in (("small", "SUB256"), ("full", "FULL")):
         specs = demo_program(1, size)
@@ -64,7 +64,7 @@ def test_demo_program_groupings():
 def test_names_and_metadata(demo):
     from stdatamodels.jwst.datamodels import Level1bModel
 
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     files = sorted(demo.glob("*_uncal.fits"))
@@ -118,8 +118,8 @@ def test_names_and_metadata(demo):
 
 
 def test_deterministic(demo, tmp_path):
-    from reduce.simulate import demo_program, make_scene, write_exposure
-    from reduce.simulate import exposure_rng
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import exposure_rng
 
     spec = demo_program(3, "small")[0]
     scn = make_scene(3)
@@ -136,7 +136,7 @@ def test_deterministic(demo, tmp_path):
 
 
 def test_idempotent_rerun(demo):
-    from reduce.simulate import simulate_program
+    from reduce.demo.simulate import simulate_program
 
     before = {p.name: p.stat().st_mtime_ns for p in demo.glob("*_uncal.fits")}
     files = simulate_program(demo, seed=3, size="small")
@@ -147,7 +147,7 @@ def test_idempotent_rerun(demo):
 def test_overrides_make_odd_files(tmp_path):
     from stdatamodels.jwst.datamodels import Level1bModel
 
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     spec = demo_program(1, "small")[0]
     scn = make_scene(1)
@@ -185,9 +185,9 @@ def test_point_source_flux_from_truth_rate(demo):
     pixel solid angle, summed around the source, gives back the injected flux to < 0.5 %."""
     from astropy.io import fits
 
-    from reduce.simulate import geometry, make_scene
-    from reduce.simulate import truth as T
-    from reduce.simulate.scene import render_sources
+    from reduce.demo.simulate import geometry, make_scene
+    from reduce.demo.simulate import truth as T
+    from reduce.demo.simulate.scene import render_sources
 
     truth = T.load_truth(demo)
     scn = make_scene(truth["seed"])
@@ -220,9 +220,9 @@ def test_point_source_flux_from_truth_rate(demo):
 
 def test_true_pixel_area_matches_area_reference():
     """The simulator's true pixel solid angle is the one the synthetic area reference holds."""
-    from reduce.crds_context import references as refs  # an import error must fail, not skip
-    from reduce.simulate import demo_program, geometry, make_scene
-    from reduce.simulate.uncal import pointings
+    from reduce.demo.crds_context import references as refs  # an import error must fail, not skip
+    from reduce.demo.simulate import demo_program, geometry, make_scene
+    from reduce.demo.simulate.uncal import pointings
 
     spec = demo_program(1, "small")[0]
     scn = make_scene(1)
@@ -237,7 +237,7 @@ def test_point_source_flux_from_sky_model(demo):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     e = truth["exposures"][0]
@@ -256,7 +256,7 @@ def test_point_source_flux_from_sky_model(demo):
 
 
 def test_truth_positions_match_rendered_peaks(demo):
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     e = truth["exposures"][2]
@@ -275,8 +275,8 @@ def test_ramp_slope_matches_truth(demo):
     consistent with read + Poisson noise (pixels without cosmic rays or saturation)."""
     from astropy.io import fits
 
-    from reduce.simulate import ramps
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import ramps
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     for e in (truth["exposures"][0], truth["exposures"][-1]):
@@ -305,7 +305,7 @@ def test_ramp_slope_matches_truth(demo):
 
 
 def test_saturating_star_saturates_late(demo):
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     e = truth["exposures"][0]  # F770W
@@ -317,9 +317,9 @@ def test_saturating_star_saturates_late(demo):
 
 
 def test_large_galaxy_and_bright_sources(demo):
-    from reduce.simulate import geometry, make_scene
-    from reduce.simulate.scene import render_sources
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import geometry, make_scene
+    from reduce.demo.simulate.scene import render_sources
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     scn = make_scene(truth["seed"])
@@ -362,7 +362,7 @@ def test_truth_json_is_complete(demo):
 @pytest.mark.slow
 def test_detector1_round_trip(demo, crds_cache, tmp_path):
     """Detector1 with the synthetic context returns the injected rates."""
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     e = truth["exposures"][0]
@@ -396,7 +396,7 @@ def _groups(specs) -> dict:
 
 
 def test_program_registry_and_layouts():
-    from reduce.simulate.program import PROGRAMS, TEST_PROGRAMS, demo_program
+    from reduce.demo.simulate.program import PROGRAMS, TEST_PROGRAMS, demo_program
 
     assert PROGRAMS["demo"] is demo_program
     assert TEST_PROGRAMS == ("brightsky", "fullframe", "smalldither")
@@ -432,9 +432,9 @@ def test_program_registry_and_layouts():
 def test_program_scene_point_sources(name):
     """>= 30 bright isolated point sources on the first exposure, over >= 1.5 dex, below
     saturation; seeded scenes."""
-    from reduce.simulate import geometry
-    from reduce.simulate.programs import setup
-    from reduce.simulate.uncal import pointings
+    from reduce.demo.simulate import geometry
+    from reduce.demo.simulate.programs import setup
+    from reduce.demo.simulate.uncal import pointings
 
     st = setup(name, 1)
     scn = st.scene
@@ -457,8 +457,8 @@ def test_program_scene_point_sources(name):
 
 def test_artefact_amplitudes():
     """Each artefact alone has the amplitude its parameter states."""
-    from reduce import detector_model as dm
-    from reduce.simulate import artefacts as A
+    from reduce.demo import detector_model as dm
+    from reduce.demo.simulate import artefacts as A
 
     r4 = inst.REFERENCE_COLUMNS
     sky = A.nominal_sky_rate("F770W")
@@ -482,7 +482,7 @@ def test_artefact_amplitudes():
     assert add.mean() / sky == pytest.approx(0.05, rel=0.02)
     # the program seed, not the detector's: other patterns; the demo: the fixed pattern only
     assert not np.allclose(add, A.fixed_additive(A.Artefacts(seed=8, additive_fraction=0.05), "F770W")[:, r4:-r4])
-    from reduce.simulate.rates import background_pattern
+    from reduce.demo.simulate.rates import background_pattern
 
     assert A.fixed_additive(A.Artefacts(), "F770W") is background_pattern("F770W")
     assert not A.multiplicative(A.Artefacts(), "F770W").any()
@@ -490,7 +490,7 @@ def test_artefact_amplitudes():
 
 
 def test_program_artefacts_recorded():
-    from reduce.simulate.programs import DESIGNS, program_artefacts
+    from reduce.demo.simulate.programs import DESIGNS, program_artefacts
 
     arts = {n: program_artefacts(n, 1) for n in DESIGNS}
     assert len({a.seed for a in arts.values()}) == 3 and program_artefacts("brightsky", 2).seed != arts["brightsky"].seed
@@ -506,11 +506,11 @@ def test_background_truth(name, tmp_path):
     RATE = BACKGROUND + SOURCES; the same inputs give the same bytes."""
     from astropy.io import fits
 
-    from reduce import detector_model as dm
-    from reduce.simulate import artefacts as A
-    from reduce.simulate import exposure_rng, geometry, write_exposure
-    from reduce.simulate import truth as T
-    from reduce.simulate.programs import setup
+    from reduce.demo import detector_model as dm
+    from reduce.demo.simulate import artefacts as A
+    from reduce.demo.simulate import exposure_rng, geometry, write_exposure
+    from reduce.demo.simulate import truth as T
+    from reduce.demo.simulate.programs import setup
 
     st = setup(name, 1)
     spec = st.specs[-1]
@@ -545,8 +545,8 @@ def test_simulate_test_program_truth(tmp_path):
     from typer.testing import CliRunner
 
     from reduce.cli import app
-    from reduce.simulate import simulate_program
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import simulate_program
+    from reduce.demo.simulate import truth as T
 
     out = tmp_path / "raw"
     files = simulate_program(out, seed=1, program="smalldither")
@@ -570,7 +570,7 @@ def test_simulate_test_program_truth(tmp_path):
 def test_demo_truth_has_background(demo):
     from astropy.io import fits
 
-    from reduce.simulate import truth as T
+    from reduce.demo.simulate import truth as T
 
     truth = T.load_truth(demo)
     assert truth["program"] == "demo" and truth["artefacts"]["seed"] is None

@@ -1,6 +1,6 @@
 """CRDS parameter references (pars-*): honoured as jwst honours them, below our configuration.
 
-A context derived from the test cache (:func:`reduce.crds_context.pars.derive_context`, in a
+A context derived from the test cache (:func:`reduce.demo.crds_context.pars.derive_context`, in a
 copy whose reference files are links) maps pars-sourcecatalogstep (values our configuration does
 not set), pars-tweakregstep (searchrad, which it sets, and snr_threshold, which it does not) and
 pars-image3pipeline (a ``steps`` table: outlier_detection.maskpt, which it sets). The pipeline
@@ -42,7 +42,7 @@ def uncal(crds_cache, tmp_path_factory) -> Path:
     """One simulated MIRI imaging exposure."""
     import numpy as np
 
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     path = tmp_path_factory.mktemp("pars-raw") / "jw09999001001_02101_00001_mirimage_uncal.fits"
     write_exposure(path, demo_program()[0], make_scene(1), rng=np.random.default_rng(3))
@@ -52,7 +52,7 @@ def uncal(crds_cache, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pars_cache(crds_cache, tmp_path_factory) -> Path:
     """The test cache plus the context PARS_CONTEXT (= the demo context + PARS)."""
-    from reduce.crds_context.pars import derive_context
+    from reduce.demo.crds_context.pars import derive_context
 
     dst = tmp_path_factory.mktemp("pars-crds") / "crds"
     _link_cache(crds_cache, dst)
@@ -92,7 +92,7 @@ def test_step_pars_are_not_disabled_behind_the_users_back(crds_cache):
 def test_demo_context_maps_pars_na_without_error_or_network(crds_cache, uncal, use_cache, caplog):
     from jwst import pipeline as jp
 
-    from reduce.crds_context import DEMO_CONTEXT
+    from reduce.demo.crds_context import DEMO_CONTEXT
     from reduce.stages import parameters
 
     use_cache(crds_cache, DEMO_CONTEXT)
@@ -215,7 +215,7 @@ def test_real_stage1_run_honours_a_pars_reference_offline(pars_cache, uncal, tmp
     import subprocess
     import sys
 
-    from reduce.crds_context.pars import derive_context
+    from reduce.demo.crds_context.pars import derive_context
 
     cache = tmp_path / "crds"
     _link_cache(pars_cache, cache)

@@ -11,7 +11,8 @@ SCRIPT = r'''
 import os, signal, sys, time
 from pathlib import Path
 
-from reduce.stages.runner import Task, run_task
+from reduce.stages.runner import run_task
+from reduce.stages.task import Task
 from reduce.workers import WorkerPool
 
 if __name__ == "__main__":
@@ -61,7 +62,7 @@ def test_ctrl_c_during_stage1_is_one_line_and_resumable(tmp_path, crds_cache):
 
     import numpy as np
 
-    from reduce.simulate import demo_program, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, make_scene, write_exposure
 
     raw = tmp_path / "raw"
     raw.mkdir()

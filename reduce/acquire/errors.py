@@ -6,7 +6,7 @@ No message ever contains a MAST token.
 
 from __future__ import annotations
 
-from ..errors import ReduceError
+from ..errors import DiskFullError, ReduceError  # noqa: F401 (DiskFullError: re-exported)
 
 LOCAL_HINT = "to reduce files you already have, use `mirim-reduce run DIR` on a folder of *_uncal.fits"
 
@@ -39,12 +39,6 @@ class NoMiriImagingError(ReduceError):
     """The program exists but has no MIRI imager science exposures."""
 
     exit_code = 14
-
-
-class DiskFullError(ReduceError):
-    """Not enough free space for the download."""
-
-    exit_code = 15
 
 
 class VerificationError(ReduceError):

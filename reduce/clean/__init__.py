@@ -42,7 +42,7 @@ class CleanReport:
     exposures: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
     sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template or Background2D removed
-    outcomes: list = field(default_factory=list)  # reduce.stages.runner.Outcome per task run
+    outcomes: list = field(default_factory=list)  # reduce.stages.task.Outcome per task run
 
 
 def run(ws: Workspace, stems: list[str], cfg: dict, *, pool=None, label: str = "",

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..workspace import Workspace
 from . import dqflags, local_background as lb, masks as masks_mod, median_filter as mf, qa as qa_mod
-from . import frame_test as ftest, super_background as sb, template_model as tm
+from . import super_background as sb, template_model as tm
+from .group_model import GroupStack, choose_background
 from .io import MAP_BITS, Exposure, psf_fwhm_pixels, read_exposure, write_cal, write_maps
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ TEMPLATE_VARIANCE = "var_rnoise (floor) + var_flat (rest)"
 
 #: VAR_RNOISE of a median-filled pixel is multiplied by this: weight 1e-4 of a measured one.
 FILLED_VARIANCE_FACTOR = 1.0e4
-
-#: At most this many members score the models (evenly spaced; enough to rank them).
-MAX_CV_MEMBERS = 4
 
 #: A group's exposures are kept in memory between the mask pass and the subtraction pass up
 #: to this many bytes (SCI, ERR, DQ, VAR_*: ~25 MB per FULL frame), so that each cal file is
@@ -175,124 +173,6 @@ def _treatment(cfg: dict, n: int) -> tuple[str, str]:
     return "small", ""
 
 
-class _Group:
-    """The group's stack and the per-member leave-one-out templates with their variances."""
-
-    def __init__(self, shape: tuple, n: int):
-        self.stack = np.full((n,) + shape, np.nan, np.float32)
-        self.var_sum = np.zeros(shape, np.float64)
-        self.var_cnt = np.zeros(shape, np.int32)
-        self.norm_var: dict[int, np.ndarray] = {}
-        self.transforms: dict[int, tuple | None] = {}
-        self.loo: sb.LeaveOneOut | None = None
-
-    def add(self, i: int, exp: Exposure, excluded: np.ndarray, sky: float) -> None:
-        plane = sb.masked_normalised(exp.sci, excluded, sky, out=self.stack[i])
-        self.transforms[i] = exp.pixel_sky_transforms()
-        if exp.err is not None:
-            plane[~np.isfinite(exp.err)] = np.nan
-            contrib = np.isfinite(plane)
-            v = np.full(plane.shape, np.nan)
-            v[contrib] = (exp.err[contrib].astype(np.float64) / sky) ** 2
-            self.var_sum[contrib] += v[contrib]
-            self.var_cnt += contrib
-            self.norm_var[i] = v
-
-    def finish(self, n_used: int) -> None:
-        self.stack = self.stack[:n_used]
-        self.loo = sb.leave_one_out(self.stack) if n_used >= 2 else None
-
-    def frame(self) -> ftest.FrameTest | None:
-        """Detector- or sky-fixed smooth structure (:mod:`.frame_test`); None when it
-        cannot be measured (one exposure, or a file without a celestial WCS)."""
-        n = self.stack.shape[0]
-        tr = [self.transforms.get(i) for i in range(n)]
-        if n < 2 or any(t is None for t in tr):
-            return None
-        noise = [tm.white_noise_variance(self.stack[i]) for i in range(n)]
-        return ftest.frame_test(list(self.stack), [t[0] for t in tr], [t[1] for t in tr], noise)
-
-    def template(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
-        tmpl, n_others = self.loo.template(self.stack[i])
-        tvar = None
-        if i in self.norm_var:
-            tvar = sb.template_variance(self.var_sum, self.var_cnt, self.norm_var[i], n_others)
-        return tmpl, tvar
-
-
-def _choose(group: _Group, usable: list[str], policy: str, cfg: dict, sky_fixed: bool = False
-            ) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
-    """(method, template model, Background2D box, scores, scoring members) for the group.
-
-    ``sky_fixed``: the smooth structure the exposures share is on the sky (extended
-    emission): only high-pass template models, and no Background2D (it would remove it)."""
-    n = len(usable)
-    idx = sorted({round(k * (n - 1) / max(1, MAX_CV_MEMBERS - 1)) for k in range(min(n, MAX_CV_MEMBERS))})
-    names = [usable[i] for i in idx]
-    fixed = int(cfg["template_smooth"])
-    method_cfg = cfg["small_group_background"] if policy == "small" else "template"
-    scores: dict = {}
-    best_model, best_score = None, math.inf
-    if method_cfg in ("template", "auto") and group.loo is not None:
-        models = tm.candidates(include_none=(method_cfg == "auto" or fixed == 0), n_others=n - 1,
-                               smooth=not sky_fixed) if fixed == 0 else [tm.TemplateModel(fixed, smooth=not sky_fixed)]
-        own = [group.stack[i] for i in idx]
-        pairs = [group.template(i) for i in idx]
-        best_model, rel, best_score = tm.choose_model(own, [p[0] for p in pairs], [p[1] for p in pairs], models)
-        scores.update(rel)
-    box = None
-    b2d_preds: dict[int, list] = {}
-    if method_cfg in ("background2d", "auto") and not sky_fixed:
-        planes = [group.stack[i] for i in idx] if group.stack.shape[0] else []
-        box, bscores = lb.choose_box(planes, b2d_preds) if planes else (None, {})
-        if box is not None and method_cfg == "auto" and best_model is not None and math.isfinite(best_score):
-            scores.update({k: round(v / best_score, 5) for k, v in bscores.items()})
-            if bscores[f"background2d_{box}"] >= best_score:
-                box = None
-        elif box is not None and method_cfg == "auto":
-            scores.update(bscores)
-    if box is not None:
-        hp = (_background2d_plus_structure(group, idx, box, b2d_preds[box], n, scores)
-              if method_cfg == "auto" else None)
-        if hp is not None:
-            return "background2d+template", hp, box, scores, names
-        return "background2d", None, box, scores, names
-    if best_model is None or not best_model.use_template:
-        return "none", best_model, None, scores, names
-    return "template", best_model, None, scores, names
-
-
-def _background2d_plus_structure(group: _Group, idx: list[int], box: int, b2d_preds: list, n: int,
-                                 scores: dict) -> tm.TemplateModel | None:
-    """With a per-exposure Background2D for the smooth part, does the pixel-scale structure
-    of the leave-one-out template (stripes, detail: :func:`.template_model.candidates` with
-    ``smooth=False``) improve the cross-validated prediction? ``b2d_preds``: the members'
-    cross-validated Background2D predictions (:func:`.local_background.choose_box`).
-    Returns the best such model, or None; adds ``background2d_<box>+<model>`` scores
-    (relative to Background2D alone)."""
-    if group.loo is None:
-        return None
-    models = tm.candidates(include_none=False, n_others=n - 1, smooth=False)
-    base, per = [], {m: [] for m in models}
-    for i, b2d in zip(idx, b2d_preds):
-        own = group.stack[i]
-        if b2d is None:
-            return None
-        nv = tm.white_noise_variance(own)
-        base.append(tm.cv_score(own, b2d, noise_var=nv)[0])
-        tmpl, tvar = group.template(i)
-        for m, pred in tm.predictions(tmpl, tvar, models).items():
-            per[m].append(tm.cv_score(own, b2d + np.nan_to_num(pred), noise_var=nv)[0])
-    ref = float(np.mean(base))
-    means = {m: float(np.mean(v)) for m, v in per.items()}
-    best = min(models, key=lambda m: (means[m], models.index(m)))
-    for m in models:
-        scores[f"background2d_{box}+{m.name}"] = round(means[m] / ref, 5)
-    if means[best] - ref > -tm.paired_standard_error(per[best], base):  # not better by 1 SE
-        return None
-    return best if means[best] < ref else None
-
-
 def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool = True,
                 extra_masks: dict[str, np.ndarray] | None = None, label: str = ""
                 ) -> tuple[GroupStats, list[ExposureStats]]:
@@ -306,7 +186,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     good_bits = dqflags.stage3_good_bits(cfg)
     stats = {s: ExposureStats(stem=s, group=name) for s in stems}
     kept: dict[str, _Member] = {}
-    group: _Group | None = None
+    group: GroupStack | None = None
     usable: list[str] = []
     cache: dict[str, Exposure] = {}
 
@@ -353,7 +233,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
             st.note = f"sky level {sky!r} cannot normalise a template"
             continue
         if group is None:
-            group = _Group(exp.sci.shape, len(stems))
+            group = GroupStack(exp.sci.shape, len(stems))
         if exp.sci.shape != group.stack.shape[1:]:
             raise ValueError(f"{stem}: shape {exp.sci.shape} differs from its group's {group.stack.shape[1:]}")
         group.add(len(usable), exp, excluded, sky)
@@ -370,7 +250,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     if frame is not None:
         gstats.frame_test = frame.as_dict()
     if usable:
-        method, model, box, gstats.cv_scores, gstats.cv_members = _choose(group, usable, policy, cfg, sky_fixed)
+        method, model, box, gstats.cv_scores, gstats.cv_members = choose_background(group, usable, policy, cfg, sky_fixed)
     gstats.method = method
     gstats.model = {"template": model.name if model else "", "background2d": f"box{box}",
                     "background2d+template": f"box{box}+{model.name}" if model else ""}.get(method, "")
@@ -424,7 +304,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     return gstats, [stats[s] for s in stems]
 
 
-def _subtract_template(exp: Exposure, group: _Group, i: int, model: tm.TemplateModel, excluded: np.ndarray,
+def _subtract_template(exp: Exposure, group: GroupStack, i: int, model: tm.TemplateModel, excluded: np.ndarray,
                        st: ExposureStats, sky: float) -> np.ndarray | None:
     """Subtract member ``i``'s modelled template (scale fitted on its sky); returns the
     pixels the template did not cover (interpolated there, flagged UNCOVERED)."""

@@ -1,5 +1,8 @@
 """Source masks of single exposures with photutils (workflow.md section 4).
 
+Length: detection, small-source removal, dilation and the extended-emission mask are one
+source-mask algorithm with shared conventions (bad pixels, units); its functions are short.
+
 The original ran SExtractor on each cal file; here detection is built on photutils:
 sigma-clipped `~photutils.background.Background2D`, a Gaussian smoothing kernel and
 `~photutils.segmentation.detect_sources` at ``DETECT_THRESH`` times the local background

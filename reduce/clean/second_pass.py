@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import resource
-import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -32,22 +31,14 @@ import numpy as np
 
 from ..config import step_overrides
 from ..fsutil import atomic_path, write_json
-from ..stages.runner import Outcome
+from ..stages.task import Outcome
 from ..workers import WorkerPool, task_log
 from ..workspace import FirstPass, Workspace
 from . import CleanReport, run as run_pass
 from .io import psf_fwhm_pixels
+from .pass_files import mask_path, marker_path
 
 log = logging.getLogger(__name__)
-
-
-def mask_path(first: Workspace, stem: str) -> Path:
-    """Where pass 1 leaves exposure ``stem``'s projected mosaic mask (uint8 MASK, 1 = source)."""
-    return first.root / "pass1" / "masks" / f"{stem}_mask.fits"
-
-
-def _marker(first: Workspace, product: str) -> Path:
-    return first.root / "pass1" / "masks" / f"{product}.json"
 
 
 @dataclass
@@ -60,17 +51,6 @@ class MosaicMaskJob:
     stems: list[str]
     steps: dict
     cfg: dict
-
-
-def read_mask(first: Workspace, stem: str) -> np.ndarray | None:
-    """The projected mask of ``stem`` (bool), or None if pass 1 made none."""
-    from astropy.io import fits
-
-    path = mask_path(first, stem)
-    if not path.is_file():
-        return None
-    with fits.open(path, memmap=False) as hdul:
-        return np.asarray(hdul["MASK"].data, bool)
 
 
 def _aligned_mosaic(job: MosaicMaskJob, asn_path: Path):
@@ -153,7 +133,7 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
     note = (f"cleaning, second pass: {job.product}: mosaic mask {100 * frac:.1f}% of the mosaic, "
             f"projected onto {len(done)} exposure(s)")
     log.info(note)
-    write_json(_marker(first, job.product), {"note": note, "members": done, "fraction": frac})  # last: marks done
+    write_json(marker_path(first, job.product), {"note": note, "members": done, "fraction": frac})  # last: marks done
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return Outcome("clean", f"mosaic mask {job.product}", True, time.perf_counter() - start, jwst_seconds, rss)
 
@@ -171,7 +151,7 @@ def plan_masks(first: FirstPass, report: CleanReport, cfg: dict) -> tuple[list[M
         mine = {**steps}
         if all(Path(m) in report.sky_subtracted for m in members):  # as stage 3 would
             mine["skymatch"] = {**mine.get("skymatch", {}), "skip": True}
-        marker = _marker(first, product)
+        marker = marker_path(first, product)
         if marker.is_file() and not cfg["OVERWRITE"]:
             try:
                 notes.append(json.loads(marker.read_text())["note"])
@@ -183,28 +163,6 @@ def plan_masks(first: FirstPass, report: CleanReport, cfg: dict) -> tuple[list[M
     return jobs, notes
 
 
-def promote(first: Workspace, ws: Workspace, stems: list[str], group: str, label: str) -> None:
-    """Pass 2 of a group without projected masks: pass 1's files, with MRC_PASS = ``label``
-    (what a recomputation would give: its inputs are the same)."""
-    from astropy.io import fits
-
-    from .group import segm_path
-
-    for stem in stems:
-        segm = segm_path(ws, stem)
-        with atomic_path(segm) as tmp:
-            shutil.copyfile(segm_path(first, stem), tmp)
-        with atomic_path(ws.output("clean", stem)) as tmp:
-            shutil.copyfile(first.output("clean", stem), tmp)
-            with fits.open(tmp, mode="update") as hdul:
-                hdul[0].header["MRC_PASS"] = label
-    qa_dir = first.dir("clean") / "qa"
-    for png in [qa_dir / f"{group}_template.png", *(qa_dir / f"{s}_clean.png" for s in stems)]:
-        if png.is_file():
-            with atomic_path(ws.dir("clean") / "qa" / png.name) as tmp:
-                shutil.copyfile(png, tmp)
-
-
 def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool) -> tuple[CleanReport, list[Outcome]]:
     """Pass 1, the first-pass mosaics' masks, pass 2; returns pass 2's report and the
     outcomes of every task (groups of both passes, masks)."""
@@ -212,7 +170,7 @@ def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool)
     rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1")
     jobs, mask_notes = plan_masks(first, rep1, cfg)
     outs = pool.run(mosaic_mask_task, jobs, "masks") if jobs else []
-    mask_notes += [json.loads(_marker(first, j.product).read_text())["note"] for j in jobs]
+    mask_notes += [json.loads(marker_path(first, j.product).read_text())["note"] for j in jobs]
     rep2 = run_pass(ws, stems, cfg, pool=pool, label="pass 2", first=first)
     rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *sorted(mask_notes),
                   *rep2.notes]

@@ -89,7 +89,7 @@ def clean_group_task(job: GroupJob) -> dict:
     import resource
     import traceback
 
-    from ..stages.runner import Outcome
+    from ..stages.task import Outcome
     from ..workers import task_log
 
     ws = _workspace(job.root, job.first_pass)
@@ -115,7 +115,7 @@ def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, li
     from ..workspace import FirstPass
 
     if job.promote:
-        from .second_pass import promote
+        from .pass_files import promote
 
         promote(FirstPass(Path(job.first)), ws, job.members, name, job.label)
         prev = job.previous or {}
@@ -123,7 +123,7 @@ def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, li
         return gst, [prev["exposures"][s] for s in job.members]
     masks = None
     if job.first:
-        from .second_pass import read_mask
+        from .pass_files import read_mask
 
         first = FirstPass(Path(job.first))
         masks = {s: m for s in job.members if (m := read_mask(first, s)) is not None}
@@ -175,7 +175,7 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
         job = GroupJob(str(ws.root), isinstance(ws, FirstPass), key, members, dict(cfg), qa, label,
                        first=str(first.root) if first is not None else None)
         if first is not None:
-            from .second_pass import mask_path
+            from .pass_files import mask_path
 
             p1 = first_summary.get("groups", {}).get(name)
             if (p1 and sorted(p1.get("members", [])) == sorted(members)

@@ -1,5 +1,8 @@
 """Super background: a leave-one-out median template per exposure (workflow.md section 5b).
 
+Length: the grouping key, the leave-one-out medians, the scale fit, the template variance
+and the hole fill are the super background's parts, each short; kept as one algorithm module.
+
 Exposures are grouped by an exact key (filter, effective exposure time rounded to
 0.01 s, detector, subarray, readout pattern). In a group of at least ``MEDIAN_THRESH``
 exposures, each exposure's template is the pixel-wise median of the *other* members'

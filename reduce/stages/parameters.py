@@ -65,7 +65,19 @@ def read_reference(path: Path) -> dict[str, Any]:
     return out
 
 
-def lookup(files: list[Path], context: str, *, strict: bool = True) -> dict[str, Any]:
+def preflight(cfg: dict) -> dict[str, Any]:
+    """In a worker, before stage 1 (it imports jwst's pipelines, which the worker then keeps):
+    check the config's step parameters against the step specs and return the reference types
+    the CRDS check needs, ``{"required": [reftype], "pars": {section: {step: pars type}}}``."""
+    from ..config import check_step_parameters
+    from ..reftypes import required_reference_types
+
+    check_step_parameters(cfg)
+    return {"required": sorted(set().union(*required_reference_types().values())), "pars": reftypes()}
+
+
+def lookup(files: list[Path], context: str, *, strict: bool = True,
+           pars_types: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """Which parameter references the CRDS ``context`` selects for each exposure, offline.
 
     Returns ``{"disabled": bool, "exposures": {stem: {reftype: file}}, "files": {file: values},
@@ -83,7 +95,7 @@ def lookup(files: list[Path], context: str, *, strict: bool = True) -> dict[str,
     out: dict[str, Any] = {"disabled": get_disable_crds_steppars(), "exposures": {}, "files": {}, "missing": {}}
     if out["disabled"]:
         return out
-    types = sorted({t for section in reftypes().values() for t in section.values()})
+    types = sorted({t for section in (pars_types or reftypes()).values() for t in section.values()})
     for f in files:
         stem = Path(f).name.removesuffix("_uncal.fits")
         params = crds_parameters(f)

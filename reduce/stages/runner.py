@@ -11,35 +11,11 @@ import resource
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fsutil import move_into_place, remove_tree, scratch_dir
 from ..workers import task_log
-
-
-@dataclass
-class Task:
-    """One pipeline call: ``stage`` on ``inputs`` producing ``outputs`` (final paths)."""
-
-    stage: str
-    name: str
-    inputs: list[str]
-    outputs: list[str]  # the first is the main product; others are moved if produced
-    log: str
-    steps: dict = field(default_factory=dict)
-    final_dir: str | None = None  # stage 3: the whole scratch folder becomes this folder
-
-
-@dataclass
-class Outcome:
-    stage: str
-    name: str
-    ok: bool
-    seconds: float
-    pipeline_seconds: float
-    peak_rss_mb: float
-    error: str | None = None
+from .task import Outcome, Task
 
 
 def _call_pipeline(task: Task, workdir: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import step_overrides
 from ..inputs import Exposure
 from ..workspace import Workspace
-from .runner import Task
+from .task import Task
 
 
 def plan(ws: Workspace, exposures: list[Exposure], cfg: dict) -> list[Task]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import step_overrides
 from ..workspace import Workspace
-from .runner import Task
+from .task import Task
 
 
 def plan(ws: Workspace, stems: list[str], cfg: dict) -> list[Task]:

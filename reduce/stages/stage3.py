@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import step_overrides
 from ..workspace import Workspace
-from .runner import Task
+from .task import Task
 
 
 def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path]]:

@@ -1,0 +1,5 @@
+"""``python -m reduce.cli``."""
+
+from .main import main
+
+main()
