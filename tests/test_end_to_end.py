@@ -33,7 +33,9 @@ def _truth(raw):
 def test_every_observation_and_filter_has_a_mosaic(demo):
     raw, ws, proc = demo
     truth = _truth(raw)
+    sub = {"FULL": ""}  # MAST (jwst's level-3 rules) names a subarray mosaic -<subarray>
     expected = {f"jw{e['program']}-o{int(e['observation']):03d}_t001_miri_{e['filter'].lower()}"
+                f"{sub.get(e['subarray'], '-' + e['subarray'].lower())}"
                 for e in truth["exposures"]}
     made = {p.parent.name for p in (ws / "stage3").glob("*/*_i2d.fits")}
     assert made == expected and len(made) >= 3
