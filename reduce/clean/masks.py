@@ -29,6 +29,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.stats import mad_std
 from scipy import ndimage
 
 from .dqflags import JWST_GOOD_BITS, bad_pixels
@@ -267,7 +268,7 @@ def _robust_plane(y: np.ndarray, x: np.ndarray, v: np.ndarray, iters: int = 5) -
             break
         coef, *_ = np.linalg.lstsq(A[use], v[use], rcond=None)
         res = v - A @ coef
-        mad = 1.4826 * np.median(np.abs(res[use] - np.median(res[use])))
+        mad = mad_std(res[use])
         if mad <= 0:
             break
         new = np.abs(res) <= 3 * mad
@@ -342,7 +343,7 @@ def extended_mask(sci: np.ndarray, bad: np.ndarray, mask: np.ndarray, err: np.nd
         if ref.size < 100:
             break
         med = float(np.median(ref))
-        noise = err_noise if err_noise else 1.4826 * float(np.median(np.abs(ref - med)))
+        noise = err_noise if err_noise else float(mad_std(ref))
         if not np.isfinite(noise) or noise <= 0:
             break
         level = abs(float(np.median(plane[good])) + med)
