@@ -225,22 +225,17 @@ def remove_small_sources(segm: np.ndarray, max_pixels: int, relabel: bool = Fals
     n_removed : int
         Number of labels dropped.
     """
-    segm = np.asarray(segm)
-    out = segm.astype(np.int32, copy=True)
-    if segm.size == 0 or segm.max(initial=0) <= 0:
+    from photutils.segmentation import SegmentationImage
+
+    out = np.asarray(segm).astype(np.int32, copy=True)
+    if out.size == 0 or out.max(initial=0) <= 0:
         return out, 0
-    counts = np.bincount(segm.ravel().clip(min=0))
-    present = counts > 0
-    present[0] = False
-    small = present & (counts <= max_pixels)
-    if small.any():
-        out[small[out]] = 0
+    seg = SegmentationImage(out)
+    small = seg.labels[seg.areas <= max_pixels]
+    seg.remove_labels(small, relabel=False)
     if relabel:
-        keep = np.flatnonzero(present & ~small)
-        lut = np.zeros(len(counts), np.int32)
-        lut[keep] = np.arange(1, len(keep) + 1, dtype=np.int32)
-        out = lut[out]
-    return out, int(np.count_nonzero(small))
+        seg.relabel_consecutive()
+    return seg.data.astype(np.int32, copy=False), int(small.size)
 
 
 def dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
