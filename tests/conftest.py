@@ -75,10 +75,15 @@ def demo_run(demo_raw, crds_cache):
 @pytest.fixture(scope="session")
 def demo_run_jobs1(demo_run, crds_cache):
     """``run RAW --jobs 1`` stopped by SIGTERM to its whole process group (as ``docker stop``
-    through tini -g, ``scancel`` or systemd do) once two rate files exist, then rerun to the end.
+    through tini -g, ``scancel`` or systemd do) while stage 1 works on its third exposure,
+    then rerun to the end.
 
-    Returns (workspace, interrupted process' (returncode, stderr), rate files done before the
-    stop, rerun process)."""
+    The stop is sent on a marker, not a time: at least two rate files exist and the stage-1
+    log of an exposure without a rate file (the task under way) has been opened. It is
+    asserted that the run was still going when signalled and that stage 1 was cut short.
+
+    Returns (workspace, interrupted process' (returncode, stderr, cal files at the stop),
+    rate files done before the stop, rerun process)."""
     import signal
     import subprocess
     import sys
@@ -87,15 +92,32 @@ def demo_run_jobs1(demo_run, crds_cache):
     raw, ws2, _ = demo_run
     ws1 = raw.parent / "ws-jobs1"
     args = ["run", str(raw), "--workdir", str(ws1), "--jobs", "1", "--crds-path", str(crds_cache)]
-    proc = subprocess.Popen([sys.executable, "-m", "reduce.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MPLBACKEND": "Agg"},
-                            start_new_session=True)
-    deadline = time.time() + 900
-    while len(list((ws1 / "stage1").glob("*_rate.fits"))) < 2 and time.time() < deadline:
-        time.sleep(0.5)
+    out_path, err_path = raw.parent / "jobs1.stdout", raw.parent / "jobs1.stderr"  # files: a full pipe
+    with open(out_path, "w") as out, open(err_path, "w") as errf:                  # would block the run
+        proc = subprocess.Popen([sys.executable, "-m", "reduce.cli", *args], stdout=out, stderr=errf,
+                                env={**os.environ, "MPLBACKEND": "Agg"}, start_new_session=True)
+
+    def under_way():
+        rates = {p.name.removesuffix("_rate.fits") for p in (ws1 / "stage1").glob("*_rate.fits")}
+        started = {p.stem for p in (ws1 / "logs" / "stage1").glob("*.log")}
+        return len(rates) >= 2 and bool(started - rates)
+
+    deadline = time.monotonic() + 900
+    while not under_way():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+            pytest.fail(f"stage 1 of the --jobs 1 run never had a third exposure under way "
+                        f"(exit {proc.returncode}):\n{err_path.read_text()[-3000:]}")
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it was signalled"
     os.killpg(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=600)
+    proc.wait(timeout=600)
+    err = err_path.read_text()
     done = sorted(p.name for p in (ws1 / "stage1").glob("*_rate.fits"))
     cal_before = sorted(p.name for p in (ws1 / "stage2").glob("*_cal.fits"))
+    assert 2 <= len(done) < len(list(raw.glob("jw0999900[12]*_uncal.fits"))), \
+        f"not interrupted mid stage 1: {len(done)} rate files"
     rerun = cli(*args)
     return ws1, (proc.returncode, err, cal_before), done, rerun

@@ -329,7 +329,9 @@ def test_stage3_skips_skymatch_only_for_mosaics_whose_members_all_had_a_template
     files = []
     for i, (obs, filt) in enumerate([(1, "F770W"), (1, "F770W"), (1, "F1500W")]):
         f = ws.output("clean", f"jw09999{obs:03d}001_02101_{i:05d}_mirimage")
-        _fits.PrimaryHDU(header=_fits.Header({"PROGRAM": "09999", "OBSERVTN": str(obs), "FILTER": filt})).writeto(f)
+        _fits.PrimaryHDU(header=_fits.Header({"PROGRAM": "09999", "OBSERVTN": str(obs), "FILTER": filt,
+                                              "INSTRUME": "MIRI", "EXP_TYPE": "MIR_IMAGE", "SUBARRAY": "FULL",
+                                              "TARGNAME": "FIELD"})).writeto(f)
         files.append(f)
     tasks = {t.name: t for t in stage3.plan(ws, files, config.defaults(), crds_context="jwst_9000.pmap", sky_subtracted={files[0], files[1]})}
     assert tasks["jw09999-o001_t001_miri_f770w"].steps["skymatch"]["skip"] is True

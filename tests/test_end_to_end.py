@@ -6,6 +6,7 @@ acquisition and an LRS exposure that must be skipped. Tolerances reached are in 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,9 @@ def _truth(raw):
 def test_every_observation_and_filter_has_a_mosaic(demo):
     raw, ws, proc = demo
     truth = _truth(raw)
+    sub = {"FULL": ""}  # MAST (jwst's level-3 rules) names a subarray mosaic -<subarray>
     expected = {f"jw{e['program']}-o{int(e['observation']):03d}_t001_miri_{e['filter'].lower()}"
+                f"{sub.get(e['subarray'], '-' + e['subarray'].lower())}"
                 for e in truth["exposures"]}
     made = {p.parent.name for p in (ws / "stage3").glob("*/*_i2d.fits")}
     assert made == expected and len(made) >= 3
@@ -195,8 +198,11 @@ def test_interrupted_jobs1_run_resumes_to_the_same_products_as_jobs2(demo, demo_
     assert proc.returncode == 0 and "no differences" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
 
 
-def test_rerun_skips_finished_work_and_resumes(demo, crds_cache):
-    raw, ws, _ = demo
+def test_rerun_skips_finished_work_and_resumes(demo, crds_cache, tmp_path):
+    """On a copy of the shared workspace (other tests read the original's files and summary)."""
+    raw, ws0, _ = demo
+    ws = tmp_path / "ws"
+    shutil.copytree(ws0, ws, symlinks=True)  # copy2: modification times kept
     proc = cli("run", raw, "--workdir", ws, "--crds-path", crds_cache)
     assert json.loads((ws / "summary.json").read_text())["outcomes"] == []
     # an interrupted stage 2: one cal missing -> only that exposure and its mosaic are redone

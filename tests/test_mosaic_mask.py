@@ -70,3 +70,41 @@ def test_mosaic_mask_reaches_wings_one_exposure_misses():
     assert m1[ring].mean() < 0.1 and mm[ring].mean() > 0.95
     # pure noise far from the galaxy stays mostly unmasked
     assert mm[r > 95].mean() < 0.2
+
+
+def _gwcs(crpix, scale_arcsec, rot_deg, shape):
+    """A TAN gwcs: pixel -> (ra, dec) around (150, 2) deg, rotated by ``rot_deg``."""
+    from astropy import coordinates as coord
+    from astropy.modeling import models as mm
+    from gwcs import coordinate_frames as cf
+    from gwcs import wcs
+
+    s = scale_arcsec / 3600.0
+    t = ((mm.Shift(-crpix[0]) & mm.Shift(-crpix[1])) | mm.Rotation2D(rot_deg) | (mm.Scale(s) & mm.Scale(s))
+         | mm.Pix2Sky_TAN() | mm.RotateNative2Celestial(150.0, 2.0, 180.0))
+    w = wcs.WCS([(cf.Frame2D(name="detector"), t),
+                 (cf.CelestialFrame(reference_frame=coord.ICRS(), name="world"), None)])
+    w.bounding_box = ((-0.5, shape[1] - 0.5), (-0.5, shape[0] - 0.5))
+    w.array_shape = shape
+    return w
+
+
+def test_project_mask_wcs_with_stcal_pixmap_equals_the_callable():
+    """stcal's calc_pixmap (as resample uses it) gives the same mask as gwcs invert(forward)."""
+    from reduce.clean.mosaic_mask import project_mask_wcs
+
+    eshape, mshape = (70, 80), (120, 130)
+    ewcs = _gwcs((40.2, 35.7), 0.11, 23.0, eshape)
+    mwcs = _gwcs((20.0, 58.0), 0.09, 0.0, mshape)  # finer pixels, another orientation
+    yy, xx = np.mgrid[0:mshape[0], 0:mshape[1]]
+    m = ((xx - 30) ** 2 + (yy - 50) ** 2 <= 18 ** 2) | ((xx > 40) & (yy > 80))
+    bbox = (ewcs.bounding_box.bounding_box(), mwcs.bounding_box.bounding_box())
+    for grow in (0, 1):
+        old = project_mask(m, lambda x, y: mwcs.invert(*ewcs(x, y)), eshape, grow=grow)
+        new = project_mask_wcs(m, ewcs, mwcs, eshape, grow=grow)
+        np.testing.assert_array_equal(new, old)
+        assert 200 < old.sum() < old.size  # a real, partial mask
+    off = project_mask_wcs(np.ones(mshape, bool), ewcs, mwcs, eshape, grow=0)
+    assert 0 < off.sum() < off.size  # part of the exposure is off the mosaic: False there
+    # calc_pixmap puts the bounding boxes back
+    assert (ewcs.bounding_box.bounding_box(), mwcs.bounding_box.bounding_box()) == bbox

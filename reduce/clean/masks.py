@@ -32,6 +32,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.stats import mad_std
 from scipy import ndimage
 
 from .dqflags import JWST_GOOD_BITS, bad_pixels
@@ -227,22 +228,17 @@ def remove_small_sources(segm: np.ndarray, max_pixels: int, relabel: bool = Fals
     n_removed : int
         Number of labels dropped.
     """
-    segm = np.asarray(segm)
-    out = segm.astype(np.int32, copy=True)
-    if segm.size == 0 or segm.max(initial=0) <= 0:
+    from photutils.segmentation import SegmentationImage
+
+    out = np.asarray(segm).astype(np.int32, copy=True)
+    if out.size == 0 or out.max(initial=0) <= 0:
         return out, 0
-    counts = np.bincount(segm.ravel().clip(min=0))
-    present = counts > 0
-    present[0] = False
-    small = present & (counts <= max_pixels)
-    if small.any():
-        out[small[out]] = 0
+    seg = SegmentationImage(out)
+    small = seg.labels[seg.areas <= max_pixels]
+    seg.remove_labels(small, relabel=False)
     if relabel:
-        keep = np.flatnonzero(present & ~small)
-        lut = np.zeros(len(counts), np.int32)
-        lut[keep] = np.arange(1, len(keep) + 1, dtype=np.int32)
-        out = lut[out]
-    return out, int(np.count_nonzero(small))
+        seg.relabel_consecutive()
+    return seg.data.astype(np.int32, copy=False), int(small.size)
 
 
 def dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
@@ -270,7 +266,7 @@ def _robust_plane(y: np.ndarray, x: np.ndarray, v: np.ndarray, iters: int = 5) -
             break
         coef, *_ = np.linalg.lstsq(A[use], v[use], rcond=None)
         res = v - A @ coef
-        mad = 1.4826 * np.median(np.abs(res[use] - np.median(res[use])))
+        mad = mad_std(res[use])
         if mad <= 0:
             break
         new = np.abs(res) <= 3 * mad
@@ -345,7 +341,7 @@ def extended_mask(sci: np.ndarray, bad: np.ndarray, mask: np.ndarray, err: np.nd
         if ref.size < 100:
             break
         med = float(np.median(ref))
-        noise = err_noise if err_noise else 1.4826 * float(np.median(np.abs(ref - med)))
+        noise = err_noise if err_noise else float(mad_std(ref))
         if not np.isfinite(noise) or noise <= 0:
             break
         level = abs(float(np.median(plane[good])) + med)

@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from astropy.stats import mad_std
 
 __all__ = ["FillResult", "rowwise_nanmedian", "window_values", "window_nanmedian", "find_outliers",
            "median_fill"]
@@ -189,8 +190,7 @@ def find_outliers(sci: np.ndarray, err: np.ndarray | None, candidates: np.ndarra
         scale = err[rows, cols]
     else:
         good = np.isfinite(dev)
-        mad = np.median(np.abs(dev[good] - np.median(dev[good]))) if good.any() else np.nan
-        scale = np.full(len(rows), 1.4826 * mad)
+        scale = np.full(len(rows), mad_std(dev[good]) if good.any() else np.nan)
     with np.errstate(invalid="ignore"):
         hit = np.isfinite(dev) & np.isfinite(scale) & (np.abs(dev) > sigma * scale)
     out[rows[hit], cols[hit]] = True

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from . import masks
 
-__all__ = ["mosaic_source_mask", "project_mask"]
+__all__ = ["mosaic_source_mask", "project_mask", "project_mask_wcs"]
 
 
 def mosaic_source_mask(sci: np.ndarray, wht: np.ndarray, *, detect_thresh: float,
@@ -74,11 +74,32 @@ def project_mask(mosaic_mask: np.ndarray, exposure_to_mosaic: Callable[[np.ndarr
     mask : 2D bool `~numpy.ndarray`
         ``shape``; pixels falling outside the mosaic are False.
     """
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    X, Y = exposure_to_mosaic(xx, yy)
+    return _lookup(mosaic_mask, X, Y, shape, grow)
+
+
+def project_mask_wcs(mosaic_mask: np.ndarray, exposure_wcs, mosaic_wcs, shape: tuple[int, int],
+                     grow: int = 1) -> np.ndarray:
+    """:func:`project_mask` through two WCS objects (e.g. gwcs), the pixel map from
+    ``stcal.resample.utils.calc_pixmap`` (as jwst's resample maps exposure pixels onto a mosaic).
+
+    The same as ``project_mask(mosaic_mask, lambda x, y: mosaic_wcs.invert(*exposure_wcs(x, y)),
+    shape, grow)``: exposure pixels outside the exposure's bounding box map to NaN, mosaic
+    coordinates outside the mosaic array fall outside it (False).
+    """
+    from stcal.resample.utils import calc_pixmap
+
+    pixmap = calc_pixmap(exposure_wcs, mosaic_wcs, shape=tuple(shape))
+    return _lookup(mosaic_mask, pixmap[..., 0], pixmap[..., 1], shape, grow)
+
+
+def _lookup(mosaic_mask: np.ndarray, X: np.ndarray, Y: np.ndarray, shape: tuple[int, int],
+            grow: int) -> np.ndarray:
+    """Nearest mosaic-mask pixel at mosaic pixel coordinates (X, Y) (0-based, NaN = none)."""
     m = np.asarray(mosaic_mask, bool)
     if grow > 0 and m.any():
         m = ndimage.binary_dilation(m, iterations=int(grow))
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
-    X, Y = exposure_to_mosaic(xx, yy)
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     ok = np.isfinite(X) & np.isfinite(Y)
     ix = np.full(shape, -1, np.int64)

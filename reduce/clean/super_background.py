@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.stats import mad_std
 
 __all__ = ["group_key", "original_group_key", "group_by_key", "robust_sky", "masked_normalised",
            "LeaveOneOut", "leave_one_out", "leave_one_out_bruteforce", "fit_scale",
@@ -246,10 +247,10 @@ def fit_scale(sci: np.ndarray, template: np.ndarray, mask: np.ndarray | None = N
             break
         scale = float(np.dot(d[use], t[use]) / tt)
         res = d - scale * t
-        mad = np.median(np.abs(res[use] - np.median(res[use])))
-        if mad == 0:
+        std = mad_std(res[use])
+        if std == 0:
             break
-        new = np.abs(res - np.median(res[use])) <= sigma * 1.4826 * mad
+        new = np.abs(res - np.median(res[use])) <= sigma * std
         if np.array_equal(new, use):
             break
         use = new

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.stats import mad_std
 
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
            "paired_standard_error",
@@ -128,7 +129,7 @@ def _significant(resid: np.ndarray, template_var: np.ndarray | None) -> np.ndarr
         sigma = np.sqrt(np.maximum(template_var, 0.0))
     else:
         r = resid[np.isfinite(resid)]
-        sigma = 1.4826 * float(np.median(np.abs(r - np.median(r)))) if r.size else np.inf
+        sigma = float(mad_std(r)) if r.size else np.inf
     with np.errstate(invalid="ignore"):
         return np.isfinite(resid) & (np.abs(resid) > DETAIL_SIGMA * sigma)
 
@@ -178,7 +179,7 @@ def white_noise_variance(image: np.ndarray) -> float:
     d = d[np.isfinite(d)]
     if d.size < 16:
         return float("nan")
-    return float((1.4826 * np.median(np.abs(d - np.median(d)))) ** 2 / 2.0)
+    return float(mad_std(d) ** 2 / 2.0)
 
 
 def _block_means(r: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +220,7 @@ def cv_score(own: np.ndarray, predicted: np.ndarray, scales: tuple[int, ...] = S
     r[good] = own[good].astype(np.float64) - predicted[good]
     rv = r[good]
     rv -= np.median(rv)
-    s = 1.4826 * float(np.median(np.abs(rv)))
+    s = float(mad_std(rv))  # rv has median 0
     if s > 0:
         np.clip(rv, -CLIP_SIGMA * s, CLIP_SIGMA * s, out=rv)
     r[good] = rv

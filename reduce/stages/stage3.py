@@ -1,13 +1,14 @@
 """Stage 3: cal -> i2d with jwst's Image3Pipeline, one association per mosaic.
 
-Mosaics are grouped per (program, observation, filter) by default, or per (program,
-filter) with ``mosaic_per = "filter"``. Associations are made with ``jwst.associations``
-(``asn_from_list`` with the level-3 base rule), product names as MAST names them.
+Mosaics are grouped, and named, by jwst's level-3 association rules (``asn_rules``): per
+(program, observation, target, filter, subarray) by default, or per (program, target,
+filter, subarray) with ``mosaic_per = "filter"``. The association file of each is written
+with ``asn_from_list`` (level-3 base rule) under that product name.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
 from pathlib import Path
 
 from .. import identity
@@ -15,21 +16,33 @@ from ..config import step_overrides
 from ..workspace import Workspace
 from .task import Task
 
+log = logging.getLogger(__name__)
+
 
 def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path]]:
-    """Product name -> member cal files, from the files' primary headers."""
-    from astropy.io import fits
+    """Product name -> member cal files, as jwst's level-3 rules group them (see ``asn_rules``).
 
-    groups: dict[str, list[Path]] = defaultdict(list)
-    for f in sorted(cal_files):
-        h = fits.getheader(f)
-        program = str(h["PROGRAM"]).zfill(5)
-        filt = str(h["FILTER"]).lower()
-        if mosaic_per == "filter":
-            name = f"jw{program}-c1000_t001_miri_{filt}"
-        else:
-            name = f"jw{program}-o{str(h['OBSERVTN']).zfill(3)}_t001_miri_{filt}"
-        groups[name].append(Path(f))
+    ``mosaic_per = "observation"``: the observation candidates' associations; ``"filter"``:
+    the group candidate's (``c1000``, over observations) and, for exposures in none, their
+    observation's. Targets are never mixed. Files no image3 rule takes (background or TSO
+    exposures, say) are in no mosaic, with a warning.
+    """
+    from .asn_rules import image3_associations, members
+
+    asns = image3_associations(cal_files, group=(mosaic_per == "filter"))
+    if mosaic_per == "filter":
+        wide = [a for a in asns if a["asn_id"].startswith("c")]
+        taken = {m for a in wide for m in members(a)}
+        asns = wide + [a for a in asns if not a["asn_id"].startswith("c") and not set(members(a)) & taken]
+    groups: dict[str, list[Path]] = {}
+    for a in asns:
+        name = a["products"][0]["name"]
+        if name in groups:
+            raise ValueError(f"level-3 rules made two associations named {name}")
+        groups[name] = sorted(Path(m) for m in members(a))
+    left = sorted({str(f) for f in cal_files} - {str(m) for g in groups.values() for m in g})
+    if left:
+        log.warning("in no level-3 image association (jwst rules), not mosaicked: %s", ", ".join(left))
     return dict(sorted(groups.items()))
 
 
