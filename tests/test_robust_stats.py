@@ -10,7 +10,7 @@ import pytest
 from astropy.stats import mad_std
 
 from reduce.clean import masks, median_filter, super_background, template_model
-from reduce.evaluate import metrics
+from reduce.demo.evaluate import metrics
 
 RATIO = 1.482602218505602 / 1.4826
 

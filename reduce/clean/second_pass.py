@@ -96,7 +96,7 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
     from astropy.io import fits
 
     from ..stages.stage3 import association_text
-    from .mosaic_mask import mosaic_source_mask, project_mask
+    from .mosaic_mask import mosaic_source_mask, project_mask_wcs
 
     cfg = job.cfg
     out_dir = first.dir("stage3") / job.product
@@ -122,10 +122,7 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
         if stem is None:
             continue
 
-        def to_mosaic(x, y, ewcs=ewcs):
-            return mwcs.invert(*ewcs(x, y))
-
-        projected = project_mask(mmask, to_mosaic, shape)
+        projected = project_mask_wcs(mmask, ewcs, mwcs, shape)  # stcal's pixel map
         hdr = fits.Header({"EXPOSURE": stem, "MOSAIC": job.product})
         with atomic_path(mask_path(first, stem)) as tmp:
             fits.HDUList([fits.PrimaryHDU(header=hdr),
