@@ -102,7 +102,7 @@ def status(workspace: Path = WorkspaceArg,
         return
     for r in rows:
         detail = f" ({r.reason})" if r.reason else ""
-        log = f"  {r.log}" if r.log and r.state != "done" else ""
+        log = f"  {r.log}" if r.log and r.state in ("running", "failed") else ""
         typer.echo(f"{r.stage:8s} {r.task or '-':40s} {r.state:13s} {r.job:12s}{detail}{log}")
     counts: dict[str, int] = {}
     for r in rows:
