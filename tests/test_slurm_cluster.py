@@ -38,13 +38,13 @@ def _status(ws: Path) -> list[dict]:
     return json.loads(cli("slurm", "status", ws, "--json").stdout)
 
 
-def _wait(ws: Path, until, timeout: float = 3600, what: str = "") -> list[dict]:
+def _wait(ws: Path, until, timeout: float = 3600, what: str = "", poll: float = 5) -> list[dict]:
     deadline = time.time() + timeout
     while time.time() < deadline:
         rows = _status(ws)
         if until(rows):
             return rows
-        time.sleep(5)
+        time.sleep(poll)
     pytest.fail(f"timed out waiting for {what}: {[(r['stage'], r['task'], r['state']) for r in rows]}")
 
 
@@ -65,16 +65,24 @@ def test_slurm_arrays_scancel_resubmit_identical_products(demo_run, crds_cache, 
     cli("slurm", "submit", ws, "--input", raw, "--native", "--crds-path", crds_cache, "--cpus-clean", "2",
         "--cpus-stage3", "2", "--mem", "stage3=4G", *limit)
 
-    # stop one stage-1 task while its pipeline runs (after two exposures are done)
+    # stop one stage-1 task while it runs (after two exposures are done); a task that finished
+    # just before scancel reached it does not count: take the next one
+    tried: set[str] = set()
+
     def victim(rows):
         done = sum(r["stage"] == "stage1" and r["state"] == "done" for r in rows)
-        running = [r for r in rows if r["stage"] == "stage1" and r["state"] == "running"
-                   and (ws / "logs" / "stage1" / f"{r['task']}.log").is_file()]
+        running = [r for r in rows if r["stage"] == "stage1" and r["state"] == "running" and r["job"] not in tried]
         return running[0] if done >= 2 and running else None
 
-    rows = _wait(ws, victim, what="a running stage-1 task after two finished")
-    target = victim(rows)
-    subprocess.run(["scancel", target["job"]], check=True)
+    for _ in range(5):
+        target = victim(_wait(ws, victim, what="a running stage-1 task after two finished", poll=1))
+        subprocess.run(["scancel", target["job"]], check=True)
+        tried.add(target["job"])
+        time.sleep(3)
+        if not (ws / "stage1" / f"{target['task']}_rate.fits").exists():
+            break
+    else:
+        pytest.fail("scancel never reached a stage-1 task before it finished")
     rows = _wait(ws, _idle, what="the rest of the round to finish or block")
     by = {(r["stage"], r["task"]): r for r in rows}
     assert by[("stage1", target["task"])]["state"] == "failed"

@@ -191,8 +191,9 @@ def job_script(stage: str, ws: Path, opts: Options) -> str:
             " ".join(_quote(a) for a in command(stage, ws, opts)) + " &",
             "child=$!",
             "trap 'kill -TERM \"$child\" 2>/dev/null' TERM INT",
-            'wait "$child"; rc=$?',
-            'while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done',
+            'wait "$child"  # returns early when a signal arrives: wait again until the command ends',
+            'while kill -0 "$child" 2>/dev/null; do wait "$child"; done',
+            'wait "$child"; rc=$?  # the command\'s own exit status (bash keeps it)',
             'echo "mirim-reduce exit code $rc, $(date -Is)"']
     if stage not in ARRAY_STAGES:  # an exposure's own output says it is done; a whole stage says it here
         out += [f'if [ "$rc" = 0 ]; then mkdir -p "$WS/slurm/done" && touch "$WS/slurm/done/{stage}"; fi']
