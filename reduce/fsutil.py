@@ -75,6 +75,24 @@ def sweep_scratch(folder: Path, depth: int = 2) -> list[Path]:
     return removed
 
 
+@contextmanager
+def task_lock(path: Path) -> Iterator[bool]:
+    """An exclusive, non-blocking ``flock`` on ``path`` for the block; yields False (and holds
+    nothing) when another live process holds it. Released when the block ends or the process dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 def write_text(final: Path, text: str) -> None:
     """Write ``text`` to ``final`` atomically."""
     with atomic_path(final) as tmp:

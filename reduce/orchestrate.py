@@ -84,6 +84,9 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     exposures = [e for e in selection.exposures if not only or e.stem in only]
     if only and not exposures:
         raise InputError(f"none of {', '.join(only)} is an exposure of this workspace")
+    if only and set(stages) - {"stage1", "stage2"}:
+        raise InputError("--exposure applies to stage1 and stage2 only: the cleaning and stage 3 work on whole "
+                         "groups and mosaics (run `clean WORKSPACE` / `stage3 WORKSPACE` without it)")
     # CRDS before the workspace is touched: every reference of every exposure, offline, with
     # all gaps listed in one error (the same check as `mirim-reduce crds check`).
     settings = crds_setup.configure(crds_path, crds_context)
@@ -110,10 +113,18 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
 
 def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
             input_dir, t_start) -> None:
-    """The stages, on the locked workspace (after the inputs, CRDS and parameter checks)."""
-    with ws, _run_log(ws) as log:
-        _remove_scratch(ws, cfg)
-        write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
+    """The stages, on the locked workspace (after the inputs, CRDS and parameter checks).
+
+    A run of some exposures only (``--exposure``: an HPC array task) shares the workspace with
+    other such runs: it leaves the workspace's records (config.toml, inputs.json, crds.json,
+    summary.json) and other runs' scratch alone; each product's identity file says what made it."""
+    shared = len(exposures) < len(selection.exposures)
+    ws.lock(shared=shared)
+    ws.create()
+    with _unlocking(ws), _run_log(ws) as log:
+        if not shared:
+            _remove_scratch(ws, cfg)
+            write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
         log.info("mirim-reduce %s in %s; input %s", __version__, ws.root, input_dir or "(recorded inputs)")
         for e in selection.exposures:
             log.info("exposure %s: %s %s %s ngroups=%d", e.stem, e.filter, e.subarray, e.readpatt, e.ngroups)
@@ -121,13 +132,15 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
             log.info("skipped %s: %s", name, reason)
         summary.exposures = [e.stem for e in exposures]
         summary.skipped = selection.skipped
-        write_json(ws.root / "inputs.json", inputs.record(selection, ws.root))
+        if not shared:
+            write_json(ws.root / "inputs.json", inputs.record(selection, ws.root))
 
         summary.crds_context = settings.context
         log.info("CRDS context %s in %s (read-only: %s)", settings.context, settings.path, settings.readonly)
-        write_json(ws.root / "crds.json", {"context": settings.context, "path": str(settings.path),
-                                            "references": _local_references(check.references),
-                                            "parameter_references": step_pars})
+        if not shared:
+            write_json(ws.root / "crds.json", {"context": settings.context, "path": str(settings.path),
+                                                "references": _local_references(check.references),
+                                                "parameter_references": step_pars})
         summary.stage_seconds["crds"] = crds_seconds
 
         stems = [e.stem for e in exposures]
@@ -135,22 +148,23 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
         for stage in stages:
             t0 = time.perf_counter()
             if stage == "stage1":
-                outs = execute(stage1.plan(ws, exposures, cfg), pool, "stage 1")
+                outs = execute(stage1.plan(ws, exposures, cfg, settings.context), pool, "stage 1")
             elif stage == "stage2":
-                outs = execute(stage2.plan(ws, stems, cfg), pool, "stage 2")
+                outs = execute(stage2.plan(ws, stems, cfg, settings.context), pool, "stage 2")
             elif stage == "clean":
-                cleaning, outs = _clean(ws, stems, cfg, pool)
+                cleaning, outs = _clean(ws, stems, cfg, pool, settings.context)
                 summary.notes += cleaning.notes
             else:
                 # stage 3 on its own: the cleaning's files (finished groups are not redone)
                 outs = []
                 if cleaning is None:
-                    cleaning, outs = _clean(ws, stems, cfg, pool)
+                    cleaning, outs = _clean(ws, stems, cfg, pool, settings.context)
                 report = cleaning
                 if report.sky_subtracted:
                     summary.notes.append("stage 3: skymatch skipped for mosaics whose every exposure had a super "
                                          "background subtracted (sky measured on source-masked pixels)")
-                outs = outs + execute(stage3.plan(ws, report.files, cfg, sky_subtracted=report.sky_subtracted),
+                outs = outs + execute(stage3.plan(ws, report.files, cfg, crds_context=settings.context,
+                                                  sky_subtracted=report.sky_subtracted),
                                       pool, "stage 3")
             summary.outcomes += [asdict(o) for o in outs]
             for o in outs:
@@ -175,10 +189,12 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
         # --- end packaging
 
         summary.total_seconds = time.perf_counter() - t_start
-        write_json(ws.root / "summary.json", asdict(summary))
+        if not shared:
+            write_json(ws.root / "summary.json", asdict(summary))
 
 
-def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool) -> tuple[clean.CleanReport, list[Outcome]]:
+def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str
+           ) -> tuple[clean.CleanReport, list[Outcome]]:
     """The cleaning: one pass, or with ``clean_second_pass`` (and SUPER_BKG_SUB) two
     (:mod:`reduce.clean.second_pass`). Returns the report of the last pass and the outcomes
     of its tasks (groups, first-pass mosaic masks). Every part resumes like the stages do."""
@@ -187,7 +203,15 @@ def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool) -> tupl
         return report, report.outcomes
     from .clean.second_pass import run_two_passes
 
-    return run_two_passes(ws, stems, cfg, pool)
+    return run_two_passes(ws, stems, cfg, pool, crds_context)
+
+
+@contextmanager
+def _unlocking(ws: Workspace):
+    try:
+        yield ws
+    finally:
+        ws.unlock()
 
 
 @contextmanager

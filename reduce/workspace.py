@@ -61,8 +61,10 @@ class Workspace:
             (self.root / d).mkdir(parents=True, exist_ok=True)
         return self
 
-    def lock(self) -> None:
-        """Take the workspace lock; another live run holding it is an error."""
+    def lock(self, shared: bool = False) -> None:
+        """Take the workspace lock; another live run holding it is an error. ``shared``: runs
+        restricted to some exposures (``--exposure``, e.g. the tasks of an HPC array) share it
+        with each other, each task holding its own lock, while a whole run is refused."""
         check_folder(self.root, "workspace")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -70,13 +72,14 @@ class Workspace:
         except OSError as exc:
             raise from_os_error(exc) or WorkspaceError(f"workspace {self.root} cannot be used: {exc}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise WorkspaceLockedError(f"workspace {self.root} is in use by another mirim-reduce run; "
                                        f"wait for it or use another --workdir") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
     def unlock(self) -> None:

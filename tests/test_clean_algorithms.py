@@ -331,6 +331,6 @@ def test_stage3_skips_skymatch_only_for_mosaics_whose_members_all_had_a_template
         f = ws.output("clean", f"jw09999{obs:03d}001_02101_{i:05d}_mirimage")
         _fits.PrimaryHDU(header=_fits.Header({"PROGRAM": "09999", "OBSERVTN": str(obs), "FILTER": filt})).writeto(f)
         files.append(f)
-    tasks = {t.name: t for t in stage3.plan(ws, files, config.defaults(), sky_subtracted={files[0], files[1]})}
+    tasks = {t.name: t for t in stage3.plan(ws, files, config.defaults(), crds_context="jwst_9000.pmap", sky_subtracted={files[0], files[1]})}
     assert tasks["jw09999-o001_t001_miri_f770w"].steps["skymatch"]["skip"] is True
     assert "skip" not in tasks["jw09999-o001_t001_miri_f1500w"].steps["skymatch"]

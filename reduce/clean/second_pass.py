@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import identity
 from ..config import step_overrides
 from ..fsutil import atomic_path, write_json
 from ..stages.task import Outcome
@@ -51,6 +52,8 @@ class MosaicMaskJob:
     stems: list[str]
     steps: dict
     cfg: dict
+    identity: str = ""
+    made_of: dict | None = None
 
 
 def _aligned_mosaic(job: MosaicMaskJob, asn_path: Path):
@@ -127,23 +130,27 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
         with atomic_path(mask_path(first, stem)) as tmp:
             fits.HDUList([fits.PrimaryHDU(header=hdr),
                           fits.ImageHDU(projected.astype(np.uint8), name="MASK")]).writeto(tmp)
+        identity.write(mask_path(first, stem), job.identity, job.made_of or {})
         done.append(stem)
     data = (wht > 0) & np.isfinite(sci)
     frac = float(np.count_nonzero(mmask) / max(1, np.count_nonzero(data)))
     note = (f"cleaning, second pass: {job.product}: mosaic mask {100 * frac:.1f}% of the mosaic, "
             f"projected onto {len(done)} exposure(s)")
     log.info(note)
-    write_json(marker_path(first, job.product), {"note": note, "members": done, "fraction": frac})  # last: marks done
+    write_json(marker_path(first, job.product), {"note": note, "members": done, "fraction": frac,  # last: marks done
+                                                 "identity": job.identity})
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return Outcome("clean", f"mosaic mask {job.product}", True, time.perf_counter() - start, jwst_seconds, rss)
 
 
-def plan_masks(first: FirstPass, report: CleanReport, cfg: dict) -> tuple[list[MosaicMaskJob], list[str]]:
-    """Jobs for the first-pass mosaics still to mask (those with a sky-subtracted member),
-    and the notes of those already done."""
+def plan_masks(first: FirstPass, report: CleanReport, cfg: dict, crds_context: str
+               ) -> tuple[list[MosaicMaskJob], list[str], set[str]]:
+    """Jobs for the first-pass mosaics still to mask (those with a sky-subtracted member whose
+    masks are missing or were made from other pass-1 files, parameters or versions), the notes
+    of those already done, and the stems every current mosaic mask covers."""
     from ..stages.stage3 import mosaic_groups
 
-    jobs, notes = [], []
+    jobs, notes, covered = [], [], set()
     steps = step_overrides(cfg, "image3")
     for product, members in mosaic_groups(report.files, cfg["mosaic_per"]).items():
         if not any(Path(m) in report.sky_subtracted for m in members):
@@ -151,24 +158,45 @@ def plan_masks(first: FirstPass, report: CleanReport, cfg: dict) -> tuple[list[M
         mine = {**steps}
         if all(Path(m) in report.sky_subtracted for m in members):  # as stage 3 would
             mine["skymatch"] = {**mine.get("skymatch", {}), "skip": True}
+        stems = [Path(m).name.removesuffix("_cal.fits") for m in members]
+        covered.update(stems)
+        made_of = {"stage": "masks", "product": product,
+                   "members": {Path(m).name: identity.read(Path(m)) for m in sorted(members)}, "steps": mine,
+                   "parameters": {k: cfg[k] for k in ("DETECT_THRESH", "SMALL_SOURCE_THRESH", "DILATE_SEG",
+                                                      "DILATE_ITERATIONS")},
+                   "versions": identity.versions(crds_context)}
+        ident = identity.digest(made_of)
         marker = marker_path(first, product)
-        if marker.is_file() and not cfg["OVERWRITE"]:
+        if not cfg["OVERWRITE"] and all(identity.is_current(mask_path(first, s), ident) for s in stems):
             try:
-                notes.append(json.loads(marker.read_text())["note"])
-                continue
+                record = json.loads(marker.read_text())
+                if record.get("identity") == ident:
+                    notes.append(record["note"])
+                    continue
             except (OSError, ValueError, KeyError):
                 pass
-        stems = [Path(m).name.removesuffix("_cal.fits") for m in members]
-        jobs.append(MosaicMaskJob(str(first.root), product, [str(m) for m in members], stems, mine, dict(cfg)))
-    return jobs, notes
+        jobs.append(MosaicMaskJob(str(first.root), product, [str(m) for m in members], stems, mine, dict(cfg),
+                                  ident, made_of))
+    return jobs, notes, covered
 
 
-def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool) -> tuple[CleanReport, list[Outcome]]:
+def remove_stale_masks(first: FirstPass, covered: set[str]) -> None:
+    """Masks of exposures no current first-pass mosaic covers (a config or input change made
+    their group's cleaning stop subtracting the sky) must not reach the second pass."""
+    for path in (first.root / "pass1" / "masks").glob("*_mask.fits"):
+        if path.name.removesuffix("_mask.fits") not in covered:
+            identity.sidecar(path).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+
+
+def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str = ""
+                   ) -> tuple[CleanReport, list[Outcome]]:
     """Pass 1, the first-pass mosaics' masks, pass 2; returns pass 2's report and the
     outcomes of every task (groups of both passes, masks)."""
     first = FirstPass(ws.root).create()
     rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1")
-    jobs, mask_notes = plan_masks(first, rep1, cfg)
+    jobs, mask_notes, covered = plan_masks(first, rep1, cfg, crds_context)
+    remove_stale_masks(first, covered)
     outs = pool.run(mosaic_mask_task, jobs, "masks") if jobs else []
     mask_notes += [json.loads(marker_path(first, j.product).read_text())["note"] for j in jobs]
     rep2 = run_pass(ws, stems, cfg, pool=pool, label="pass 2", first=first)

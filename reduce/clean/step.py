@@ -18,6 +18,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import identity
 from ..fsutil import write_json
 from ..workspace import Workspace
 from . import super_background as sb
@@ -75,6 +76,8 @@ class GroupJob:
     first: str | None = None
     promote: bool = False
     previous: dict | None = None
+    identity: str = ""  # reduce.identity of the group's cleaning, written beside each cleaned file
+    made_of: dict | None = None
 
 
 def _workspace(root: str, first_pass: bool) -> Workspace:
@@ -101,6 +104,9 @@ def clean_group_task(job: GroupJob) -> dict:
                 if job.cfg["SUPPRESS_WARNINGS"]:
                     warnings.simplefilter("ignore", RuntimeWarning)
                 gst, est = _clean_or_promote(ws, job, name)
+                for stem in job.members:  # after every member's files: a partial group is redone
+                    identity.write(ws.output("clean", stem), job.identity, job.made_of or {})
+                gst["identity"] = job.identity
         except Exception:
             logging.getLogger("mirim_reduce").error("cleaning group %s failed:\n%s", name, traceback.format_exc())
             raise
@@ -131,6 +137,27 @@ def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, li
     return asdict(gst), [asdict(e) for e in est]
 
 
+#: Configuration keys the cleaning's products depend on (SUPPRESS_WARNINGS, jobs: not).
+CLEAN_PARAMETERS = ("MEDIAN_FILTER", "WINDOW_SIZE", "SUPER_BKG_SUB", "SMALL_SOURCE_THRESH", "DILATE_SEG",
+                    "DILATE_ITERATIONS", "MEDIAN_THRESH", "DETECT_THRESH", "template_smooth",
+                    "small_group_background", "clean_outlier_sigma", "clean_second_pass")
+
+
+def group_identity(ws: Workspace, members: list[str], cfg: dict, label: str, first: Workspace | None) -> dict:
+    """What a group's cleaning depends on: its members' stage-2 files (their identities), the
+    cleaning parameters, stage 3's good_bits (which pixels are bad), the pass, the projected
+    masks (second pass) and the versions."""
+    made_of = {"stage": "clean", "pass": label,
+               "members": {s: identity.read(ws.output("stage2", s)) for s in sorted(members)},
+               "parameters": {k: cfg[k] for k in CLEAN_PARAMETERS},
+               "good_bits": dqflags.stage3_good_bits(cfg), "versions": identity.versions("")}
+    if first is not None:
+        from .pass_files import mask_path
+
+        made_of["masks"] = {s: identity.read(mask_path(first, s)) for s in sorted(members)}
+    return made_of
+
+
 def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = True, label: str = "",
               first: Workspace | None = None) -> CleanResult:
     """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE), the groups
@@ -138,7 +165,9 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
 
     ``first`` (second pass): the first pass's workspace, whose projected masks are added
     to each exposure's own (:mod:`.second_pass`); ``label`` names the pass in the summary
-    file (a group finished by a run with another label is redone)."""
+    file. A group is redone when any of its cleaned files lacks the identity of this run's
+    cleaning of it (:func:`group_identity`: changed inputs, parameters, pass, masks or
+    versions)."""
     from ..workspace import FirstPass
 
     cal = {s: ws.output("stage2", s) for s in stems if ws.output("stage2", s).exists()}
@@ -162,18 +191,17 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
     jobs: list[GroupJob] = []
     for key, members in groups.items():
         name = group_name(key)
-        done = all(ws.output("clean", s).exists() for s in members)
+        made_of = group_identity(ws, members, cfg, label, first)
+        ident = identity.digest(made_of)
         prev = previous.get("groups", {}).get(name)
-        same_pass = previous.get("pass", "") == label
-        if (done and not cfg["OVERWRITE"] and prev and same_pass
-                and sorted(prev.get("members", [])) == sorted(members)):
-            out_groups[name] = {**prev, "skipped": True}
+        if not cfg["OVERWRITE"] and all(identity.is_current(ws.output("clean", s), ident) for s in members):
+            out_groups[name] = {**(prev or {"name": name, "members": members}), "skipped": True}
             for s in members:
                 out_exp[s] = previous.get("exposures", {}).get(s, {"stem": s, "group": name})
             n_done += 1
             continue
         job = GroupJob(str(ws.root), isinstance(ws, FirstPass), key, members, dict(cfg), qa, label,
-                       first=str(first.root) if first is not None else None)
+                       first=str(first.root) if first is not None else None, identity=ident, made_of=made_of)
         if first is not None:
             from .pass_files import mask_path
 
@@ -200,11 +228,7 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
     out_groups = dict(sorted(out_groups.items()))
     out_exp = {s: out_exp[s] for s in cal if s in out_exp}
 
-    summary = {"parameters": {k: cfg[k] for k in ("MEDIAN_FILTER", "WINDOW_SIZE", "SUPER_BKG_SUB",
-                                                  "SMALL_SOURCE_THRESH", "DILATE_SEG", "DILATE_ITERATIONS",
-                                                  "MEDIAN_THRESH", "DETECT_THRESH", "template_smooth",
-                                                  "small_group_background", "clean_outlier_sigma",
-                                                  "clean_second_pass")},
+    summary = {"parameters": {k: cfg[k] for k in CLEAN_PARAMETERS},
                "pass": label,
                "bad_pixels": f"DQ flags outside good_bits {dqflags.stage3_good_bits(cfg)!r} (stage 3's resample), "
                              "non-finite SCI or ERR",

@@ -13,7 +13,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from ..fsutil import move_into_place, remove_tree, scratch_dir
+from .. import identity
+from ..fsutil import move_into_place, remove_tree, scratch_dir, task_lock
 from ..workers import task_log
 from .task import Outcome, Task
 
@@ -37,6 +38,15 @@ def run_task(task: Task) -> Outcome:
 
 def _run_task(task: Task, start: float) -> Outcome:
     final = Path(task.final_dir) if task.final_dir else Path(task.outputs[0]).parent
+    lock = (final.parent if task.final_dir else final) / f".{task.name}.{task.stage}.lock"
+    with task_lock(lock) as mine:  # a task claims its outputs: HPC array tasks share a workspace
+        if not mine:
+            return Outcome(task.stage, task.name, False, time.perf_counter() - start, 0.0, 0.0,
+                           "another process is running this task (its lock is held); wait for it")
+        return _run_locked(task, start, final)
+
+
+def _run_locked(task: Task, start: float, final: Path) -> Outcome:
     work = scratch_dir(final.parent if task.final_dir else final, task.name)
     pipeline_seconds = 0.0
     try:
@@ -51,6 +61,8 @@ def _run_task(task: Task, start: float) -> Outcome:
             missing = [o for o in task.outputs[:1] if not (work / Path(o).name).is_file()]
             if missing:
                 raise RuntimeError(f"pipeline wrote no {Path(missing[0]).name}")
+            if task.identity:  # inside the folder that becomes the product: in place with it
+                identity.write(work / Path(task.outputs[0]).name, task.identity, task.made_of)
             remove_tree(final)
             move_into_place(work, final)
         else:
@@ -61,6 +73,8 @@ def _run_task(task: Task, start: float) -> Outcome:
                 if (work / Path(out).name).is_file():
                     move_into_place(work / Path(out).name, Path(out))
             move_into_place(main, Path(task.outputs[0]))
+            if task.identity:  # after the product: a product with a stale identity is redone
+                identity.write(Path(task.outputs[0]), task.identity, task.made_of)
         ok, error = True, None
     except Exception as exc:  # a failed exposure must not stop the others
         logging.getLogger("mirim_reduce").error("task failed:\n%s", traceback.format_exc())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from .. import identity
 from ..config import step_overrides
 from ..workspace import Workspace
 from .task import Task
@@ -32,8 +33,10 @@ def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path
     return dict(sorted(groups.items()))
 
 
-def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, sky_subtracted: set[Path] = frozenset()) -> list[Task]:
-    """One task per mosaic whose i2d does not exist yet (all of them with OVERWRITE).
+def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, crds_context: str,
+         sky_subtracted: set[Path] = frozenset()) -> list[Task]:
+    """One task per mosaic whose i2d is missing or was made from other member files (their
+    identities), other parameters or other versions; all of them with OVERWRITE.
 
     ``sky_subtracted``: cal files whose sky (and detector-fixed pattern) the cleaning's super
     background already removed on source-masked pixels. A mosaic made only of such files skips
@@ -46,11 +49,14 @@ def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, sky_subtracted: set
             steps.setdefault("skymatch", {})["skip"] = True
         final_dir = ws.dir("stage3") / name
         i2d = final_dir / f"{name}_i2d.fits"
-        if i2d.exists() and not cfg["OVERWRITE"]:
+        made_of = {"stage": "stage3", "members": {Path(m).name: identity.read(Path(m)) for m in sorted(members)},
+                   "steps": steps, "versions": identity.versions(crds_context)}
+        ident = identity.digest(made_of)
+        if identity.is_current(i2d, ident) and not cfg["OVERWRITE"]:
             continue
         tasks.append(Task(stage="stage3", name=name, inputs=[str(m) for m in members],
                           outputs=[str(i2d)], log=str(ws.log("stage3", name)),
-                          steps=steps, final_dir=str(final_dir)))
+                          steps=steps, final_dir=str(final_dir), identity=ident, made_of=made_of))
     return tasks
 
 

@@ -19,6 +19,8 @@ class Task:
     log: str
     steps: dict = field(default_factory=dict)
     final_dir: str | None = None  # stage 3: the whole scratch folder becomes this folder
+    identity: str = ""  # reduce.identity: recorded beside the main product when it is done
+    made_of: dict = field(default_factory=dict)  # what the identity was computed from
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""Task identities: what made a product, so that a rerun redoes exactly what changed.
+
+A task's identity is the SHA-256 of everything its product depends on: the content hash of
+its input file (stage 1) or the identities of its upstream products, its effective
+parameters, and the versions that matter (mirim-reduce, jwst, the CRDS context). It is
+written beside the product, after the product (``<product>.task.json``), so a product
+without a matching identity file is never taken as done. A rerun compares: equal identity,
+nothing to do; anything else (changed config, changed input, new versions, a product from
+a run that stopped between the two writes), the task and everything downstream are redone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .fsutil import sha256_file, write_json
+
+__all__ = ["digest", "versions", "sidecar", "read", "write", "is_current", "file_hash"]
+
+
+def digest(what: Any) -> str:
+    """SHA-256 (hex) of a JSON-able description (keys sorted)."""
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    out = {"mirim-reduce": __version__}
+    for pkg in ("jwst", "stcal", "stdatamodels", "photutils", "numpy", "astropy", "scipy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def versions(crds_context: str) -> dict[str, str]:
+    """The versions a product depends on (packages and the CRDS context)."""
+    return {**_package_versions(), "crds_context": crds_context}
+
+
+def sidecar(product: Path) -> Path:
+    """The identity file of ``product``."""
+    product = Path(product)
+    return product.with_name(product.name + ".task.json")
+
+
+def read(product: Path) -> str | None:
+    """The identity recorded for ``product``, or None (no product, or no identity file)."""
+    if not Path(product).exists():
+        return None
+    try:
+        return json.loads(sidecar(product).read_text())["identity"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write(product: Path, identity: str, what: dict) -> None:
+    """Record ``identity`` (and, for a reader, what it was made of) beside ``product``."""
+    write_json(sidecar(product), {"identity": identity, "made_of": what})
+
+
+def is_current(product: Path, identity: str) -> bool:
+    """True when ``product`` exists and was made by a task of this identity."""
+    return read(product) == identity
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_file(Path(path))
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes (computed once per process while it is unchanged)."""
+    st = Path(path).stat()
+    return _file_hash(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
