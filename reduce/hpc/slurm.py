@@ -140,13 +140,15 @@ def resubmit(ws: Path, *, dry_run: bool = False) -> Round:
     ws = Path(ws).absolute()
     record = state_mod.load_jobs(ws)
     if not record.get("options"):
-        raise SlurmError(f"{ws} has no Slurm submission (no {state_mod.jobs_path(ws)}): use `mirim-reduce slurm submit`")
+        raise SlurmError(f"{ws} has no Slurm submission (no {state_mod.jobs_path(ws)}): "
+                         f"use `mirim-reduce slurm submit`")
     opts = Options.from_json(record["options"])
     stems = state_mod.read_stems(ws)
     blocked = _check_idle(ws)
     todo = state_mod.todo(ws, stems)
     if todo["prepare"] and opts.input is None:
-        raise SlurmError(f"{ws} has no recorded inputs and no input folder: use `mirim-reduce slurm submit --input RAW`")
+        raise SlurmError(f"{ws} has no recorded inputs and no input folder: "
+                         f"use `mirim-reduce slurm submit --input RAW`")
     rnd = Round(cancelled=blocked)
     if blocked and not dry_run:
         _run(["scancel", *blocked])

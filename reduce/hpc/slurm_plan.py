@@ -11,7 +11,8 @@ One job (or job array) per stage, in data-flow order::
 
 each started only after the job submitted before it in the same round succeeded
 (``--dependency=afterok:JOBID``; for an array, after all of its tasks). An array task finds its
-exposure in ``WS/slurm/exposures.txt`` (line ``SLURM_ARRAY_TASK_ID + 1``), so a resubmission runs the same script on some indices only.
+exposure in ``WS/slurm/exposures.txt`` (line ``SLURM_ARRAY_TASK_ID + 1``), so a resubmission
+runs the same script on some indices only.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class Options:
     @classmethod
     def from_json(cls, d: dict) -> "Options":
         paths = ("sif", "input", "config", "crds_path")
-        return cls(**{**d, **{k: Path(d[k]) for k in paths if d.get(k)}, "binds": [Path(b) for b in d.get("binds", [])]})
+        return cls(**{**d, **{k: Path(d[k]) for k in paths if d.get(k)},
+                      "binds": [Path(b) for b in d.get("binds", [])]})
 
 
 def slurm_dir(ws: Path) -> Path:
@@ -180,7 +182,8 @@ def job_script(stage: str, ws: Path, opts: Options) -> str:
     if stage in ARRAY_STAGES:
         out += ['STEM=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$WS/slurm/exposures.txt")',
                 '[ -n "$STEM" ] || { echo "no exposure for array task $SLURM_ARRAY_TASK_ID" >&2; exit 3; }',
-                f'echo "mirim-reduce {stage} $STEM: job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname), $(date -Is)"']
+                f'echo "mirim-reduce {stage} $STEM: job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} '
+                f'on $(hostname), $(date -Is)"']
     else:
         out += [f'echo "mirim-reduce {stage}: job $SLURM_JOB_ID on $(hostname), $(date -Is)"']
     if opts.sif is not None:
