@@ -147,6 +147,11 @@ def test_task_states_from_outputs_and_squeue(tmp_path):
     assert rows[("stage2", STEMS[1])].state == "blocked"
     assert rows[("clean", "")].state == "pending"
     assert rows[("clean", "")].log == str(ws / "slurm" / "logs" / "mirim-clean_13.out")
+    # once the whole stage-2 array is blocked, what waits on it is blocked as well
+    record["rounds"][0]["jobs"][3]["depends"] = ["12"]
+    q.update({"11_1": ("CANCELLED", "None"), "12_0": ("PENDING", "DependencyNeverSatisfied")})
+    rows = {(r.stage, r.task): r for r in state.task_states(ws, record, q)}
+    assert rows[("clean", "")].state == "blocked" and rows[("stage1", STEMS[1])].state == "failed"
     assert rows[("stage3", "")].state == "not submitted"
     # a newer round wins
     record["rounds"].append({"jobs": [{"stage": "stage1", "job_id": "20", "indices": [2]}]})
@@ -245,16 +250,19 @@ def test_submit_status_resubmit_with_a_fake_slurm(fake_slurm, tmp_path):
         if i != 3:
             _touch(ws / "stage1" / f"{s}_rate.fits")
     (fake_slurm / "queue").write_text("101_3|CANCELLED|None\n" + "".join(
-        f"102_{i}|PENDING|DependencyNeverSatisfied\n" for i in range(5)) + "103|PENDING|Dependency\n")
+        f"102_{i}|PENDING|Dependency\n" for i in range(5)) + "103|PENDING|Dependency\n")
     status = json.loads(_cli("slurm", "status", ws, "--json").stdout)
     by = {(r["stage"], r["task"]): r["state"] for r in status}
     assert by[("stage1", STEMS[3])] == "failed" and by[("stage1", STEMS[0])] == "done"
-    assert by[("stage2", STEMS[0])] == "blocked" and by[("clean", "")] == "pending"
+    assert by[("stage2", STEMS[0])] == "pending" and by[("clean", "")] == "pending"  # Slurm has not decided yet
     (fake_slurm / "queue").write_text("101_3|CANCELLED|None\n" + "".join(
-        f"102_{i}|PENDING|DependencyNeverSatisfied\n" for i in range(5)) + "103|PENDING|DependencyNeverSatisfied\n")
+        f"102_{i}|PENDING|DependencyNeverSatisfied\n" for i in range(5)) + "".join(
+        f"{j}|PENDING|Dependency\n" for j in (103, 104, 105)))
+    status = json.loads(_cli("slurm", "status", ws, "--json").stdout)
+    assert {r["state"] for r in status if r["stage"] in ("stage2", "clean", "stage3", "package")} == {"blocked"}
     proc = _cli("slurm", "resubmit", ws)
     assert proc.returncode == 0, proc.stderr
-    assert (fake_slurm / "scancel.log").read_text().split() == ["102", "103"]
+    assert (fake_slurm / "scancel.log").read_text().split() == ["102", "103", "104", "105"]
     calls = (fake_slurm / "sbatch.log").read_text().splitlines()[5:]
     assert calls == [f"--parsable --array=3%2 {ws}/slurm/stage1.sh",
                      f"--parsable --array=0-4%2 --dependency=afterok:106 {ws}/slurm/stage2.sh",

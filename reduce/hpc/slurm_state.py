@@ -125,6 +125,19 @@ def task_states(ws: Path, record: dict, queue: dict[str, tuple[str, str]]) -> li
             elif is_done(ws, stage, stem):
                 row.state = "done"
             rows.append(row)
+    return _propagate_blocked(rows, record)
+
+
+def _propagate_blocked(rows: list[TaskState], record: dict) -> list[TaskState]:
+    """A job waiting on a blocked job is blocked too (Slurm says DependencyNeverSatisfied only
+    for the first job after the failure; the later ones wait on it with reason Dependency)."""
+    depends = {j["job_id"]: j.get("depends", []) for rnd in record.get("rounds", []) for j in rnd["jobs"]}
+    blocked = {r.job.split("_")[0] for r in rows if r.state == "blocked"}
+    for r in rows:  # in stage order: every job depends on one before it
+        job = r.job.split("_")[0]
+        if r.state == "pending" and r.reason == "Dependency" and blocked & set(depends.get(job, [])):
+            r.state, r.reason = "blocked", "waits on a blocked job"
+            blocked.add(job)
     return rows
 
 
