@@ -59,10 +59,13 @@ EOF
     if [ -f "$CONF" ] && cmp -s "$tmp" "$CONF"; then rm -f "$tmp"; else mv "$tmp" "$CONF"; log "wrote $CONF ($cpus CPUs, ${mem} MB)"; fi
 }
 
-alive() {  # alive NAME: the daemon whose PID file is $RUN/NAME.pid runs
-    local f=$RUN/$1.pid
-    [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && [ "$(ps -o comm= -p "$(cat "$f")")" = "$1" ]
+pid_of() {  # pid_of NAME: the PID of the running daemon NAME (from $RUN/NAME.pid), else nothing
+    local pid
+    pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$1" ] && echo "$pid"
 }
+
+alive() { pid_of "$1" >/dev/null; }
 
 start_munge() {
     mkdir -p /etc/munge /var/log/munge /run/munge /var/lib/munge
@@ -94,18 +97,25 @@ start() {
 }
 
 stop() {
+    local pid
     for d in slurmd slurmctld; do
-        if alive "$d"; then kill "$(cat "$RUN/$d.pid")"; log "stopped $d"; fi
+        pid=$(pid_of "$d") || continue
+        kill "$pid"
+        for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        log "stopped $d"
     done
-    if [ -s /run/munge/munged.pid ] && kill -0 "$(cat /run/munge/munged.pid)" 2>/dev/null; then
-        kill "$(cat /run/munge/munged.pid)"; log "stopped munged"
+    pid=$(cat /run/munge/munged.pid 2>/dev/null) || true
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid"
+        for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        log "stopped munged"
     fi
 }
 
 status() {
-    local rc=0
+    local rc=0 pid
     for d in slurmctld slurmd; do
-        if alive "$d"; then echo "$d running (pid $(cat "$RUN/$d.pid"))"; else echo "$d not running"; rc=1; fi
+        if pid=$(pid_of "$d"); then echo "$d running (pid $pid)"; else echo "$d not running"; rc=1; fi
     done
     if [ "$rc" = 0 ]; then sinfo; fi
     return $rc
