@@ -72,7 +72,7 @@ def test_changed_input_redoes_its_chain_and_its_group(demo_run, crds_cache, tmp_
     f2100w = ["jw09999002001_02103_00001_mirimage", "jw09999002001_02103_00002_mirimage"]
     assert _changed(before, after, "pass1/clean") == [f"pass1/clean/{s}_cal.fits" for s in f2100w]
     assert _changed(before, after, "clean/") == [f"clean/{s}_cal.fits" for s in f2100w]
-    assert _changed(before, after, "stage3") == ["stage3/jw09999-o002_t001_miri_f2100w/jw09999-o002_t001_miri_f2100w_i2d.fits"]
+    assert _changed(before, after, "stage3") == ["stage3/jw09999-o002_t001_miri_f2100w-sub256/jw09999-o002_t001_miri_f2100w-sub256_i2d.fits"]
     manifest = json.loads((ws / "products" / "manifest.json").read_text())
     text = json.dumps(manifest)
     from reduce.fsutil import sha256_file
