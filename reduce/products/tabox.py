@@ -21,6 +21,8 @@ mosaic, no cutout is made and the reason is returned instead.
 
 from __future__ import annotations
 
+import functools
+
 import datetime as _dt
 import json
 import warnings
@@ -68,10 +70,17 @@ def siaf_aperture(name: str = APERTURE):
 
 
 def aperture_v2v3(name: str = APERTURE) -> tuple[tuple[float, float], list[tuple[float, float]]]:
-    """(V2Ref, V3Ref) and the four corners (V2, V3) in arcsec of a MIRI SIAF aperture."""
+    """(V2Ref, V3Ref) and the four corners (V2, V3) in arcsec of a MIRI SIAF aperture (the SIAF,
+    ~2.5 s to read, is read once per process)."""
+    ref, corners = _aperture_v2v3(name)
+    return ref, list(corners)
+
+
+@functools.lru_cache(maxsize=8)
+def _aperture_v2v3(name: str) -> tuple[tuple[float, float], tuple[tuple[float, float], ...]]:
     ap = siaf_aperture(name)
     v2, v3 = ap.corners("tel")
-    return (float(ap.V2Ref), float(ap.V3Ref)), [(float(a), float(b)) for a, b in zip(v2, v3)]
+    return (float(ap.V2Ref), float(ap.V3Ref)), tuple((float(a), float(b)) for a, b in zip(v2, v3))
 
 
 def reference_member(product_dir: Path, ws_root: Path | None = None) -> tuple[Path | None, bool]:
