@@ -56,6 +56,10 @@ def output(ws: Path, stage: str, stem: str | None = None) -> Path:
 def is_done(ws: Path, stage: str, stem: str | None = None) -> bool:
     if stage == "prepare":  # the records, whoever wrote them (a prepare job, or an earlier `run`)
         return all((Path(ws) / f).is_file() for f in ("inputs.json", "crds.json"))
+    if stage in ("stage1", "stage2"):  # a product whose identity was recorded: its task finished
+        from .. import identity
+
+        return identity.read(output(ws, stage, stem)) is not None
     return output(ws, stage, stem).is_file()
 
 
