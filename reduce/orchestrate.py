@@ -75,8 +75,10 @@ def execute(tasks: list[Task], pool: WorkerPool, label: str) -> list[Outcome]:
 
 
 def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path: Path | None = None,
-                  crds_context: str | None = None, stages: tuple[str, ...] = STAGES, only: list[str] | None = None) -> RunSummary:
-    """Reduce the MIRI imaging exposures of ``input_dir`` in workspace ``workdir``."""
+                  crds_context: str | None = None, stages: tuple[str, ...] = STAGES, only: list[str] | None = None,
+                  package: bool = True) -> RunSummary:
+    """Reduce the MIRI imaging exposures of ``input_dir`` in workspace ``workdir`` (and package
+    the mosaics when stage 3 is among ``stages``, unless ``package`` is False)."""
     t_start = time.perf_counter()
     ws = Workspace(workdir)
     summary = RunSummary(workspace=str(ws.root))
@@ -107,12 +109,12 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
         step_pars = parameters.lookup(files, settings.context, pars_types=types["pars"])  # CRDS pars-* references
         crds_seconds = time.perf_counter() - t0
         _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
-                input_dir, t_start)
+                input_dir, t_start, package)
     return summary
 
 
 def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
-            input_dir, t_start) -> None:
+            input_dir, t_start, package: bool = True) -> None:
     """The stages, on the locked workspace (after the inputs, CRDS and parameter checks).
 
     A run of some exposures only (``--exposure``: an HPC array task) shares the workspace with
@@ -174,7 +176,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
         summary.products = sorted(str(p.relative_to(ws.root)) for p in ws.dir("stage3").glob("*/*_i2d.fits"))
 
         # --- packaging (reduce.products): DEST/{TARGPROP}/{FILTER}/..., TA boxes, report, manifest
-        if "stage3" in stages:
+        if "stage3" in stages and package:
             from . import products
 
             t0 = time.perf_counter()

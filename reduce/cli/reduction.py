@@ -14,12 +14,12 @@ from .app import (DEFAULT_WORKDIR, ConfigOpt, CrdsPathOpt, JobsOpt, OverwriteOpt
                   workdir_from)
 
 
-def run_reduction(input_dir, workdir, cfg, crds_path, crds_context=None, stages=None, only=None):
+def run_reduction(input_dir, workdir, cfg, crds_path, crds_context=None, stages=None, only=None, package=True):
     from .. import orchestrate
 
     kwargs = {"stages": stages} if stages else {}
     summary = orchestrate.reduce_folder(input_dir, workdir, cfg, crds_path=crds_path,
-                                        crds_context=crds_context, only=only, **kwargs)
+                                        crds_context=crds_context, only=only, package=package, **kwargs)
     orchestrate.print_summary(summary)
     _raise_disk_full(summary)
     orchestrate.raise_on_failures(summary)
@@ -68,7 +68,19 @@ def _stage_command(stage: str, doc: str):
 _stage_command("stage1", "Run stage 1 (Detector1: uncal -> rate) on a workspace.")
 _stage_command("stage2", "Run stage 2 (Image2: rate -> cal) on a workspace.")
 _stage_command("clean", "Run the cleaning between stage 2 and stage 3 on a workspace.")
-_stage_command("stage3", "Run stage 3 (Image3: cal -> i2d mosaics) on a workspace.")
+
+
+@app.command(name="stage3")
+def stage3(workspace: Path = typer.Argument(..., help="workspace of an earlier run"),
+           config: Optional[Path] = ConfigOpt, jobs: Optional[int] = JobsOpt,
+           overwrite: Optional[bool] = OverwriteOpt, crds_path: Optional[Path] = CrdsPathOpt,
+           package: bool = typer.Option(True, "--package/--no-package",
+                                        help="package the mosaics afterwards (as run does)")):
+    """Run stage 3 (Image3: cal -> i2d mosaics) on a workspace, then package the mosaics."""
+    check_folder(workspace, "workspace")
+    cfg = config_from(config or (workspace / "config.toml" if (workspace / "config.toml").is_file() else None),
+                      jobs, overwrite)
+    run_reduction(None, workspace, cfg, crds_path, stages=("stage3",), package=package)
 
 
 @app.command()

@@ -122,7 +122,7 @@ def mirim_args(stage: str, ws: Path, opts: Options) -> list[str]:
     elif stage in ARRAY_STAGES:
         args = [stage, ws, "--exposure", STEM, "--jobs", "1"]
     elif stage in ("clean", "stage3"):
-        args = [stage, ws, "--jobs", str(opts.cpus_for(stage))]
+        args = [stage, ws, "--jobs", str(opts.cpus_for(stage))] + (["--no-package"] if stage == "stage3" else [])
     elif stage == "package":
         return ["package", ws]
     else:
