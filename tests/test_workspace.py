@@ -69,3 +69,25 @@ def test_rerun_removes_only_abandoned_packaging_temporaries(tmp_path):
     assert not [p for p in left if p.exists()]
     assert all(p.read_text() == "user file" for p in user)
     assert (dest / "DEMO" / "live.fits").read_text() == "in progress"
+
+
+def test_rerun_removes_abandoned_temporaries_in_stage_subfolders(tmp_path):
+    """kill -9 while a cleaning QA figure or a first-pass mosaic mask is written: the next run
+    removes the .*.part files left in sub-folders of the stage folders (clean/qa/,
+    pass1/clean/qa/, pass1/stage3/<product>/), and nothing else (found by the fault suite)."""
+    from reduce import config
+    from reduce.orchestrate import _remove_scratch
+
+    ws = Workspace(tmp_path / "ws").create()
+    killed = [ws.root / "clean" / "qa" / "group_template.png",
+              ws.root / "pass1" / "clean" / "qa" / "x_clean.png",
+              ws.root / "pass1" / "stage3" / "prod" / "prod_mosaic_mask.fits"]
+    for final in killed:
+        _killed_writer(final)
+    left = [p for p in ws.root.rglob(".*.part")]
+    assert len(left) == len(killed)
+    user = ws.root / "clean" / "qa" / "notes.txt"
+    user.write_text("user file")
+    _remove_scratch(ws, config.load(None))
+    assert not [p for p in left if p.exists()]
+    assert user.read_text() == "user file"
