@@ -112,6 +112,11 @@ class Suite:
         d.mkdir(parents=True)
         return d
 
+    def log_path(self, case: Case, label: str) -> Path:
+        d = self.root / "cases" / case.name
+        d.mkdir(parents=True, exist_ok=True)
+        return d / label.replace(" ", "-").replace(":", "")
+
     # ------------------------------------------------------------------ running the CLI
     def env(self, **extra) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("CRDS_CONTEXT", "CRDS_PATH")}
@@ -167,7 +172,7 @@ class Suite:
     def rerun_and_verify(self, case: Case, ws: Path, raw: Path | None = None, crds: Path | None = None,
                          label: str = "rerun") -> Result:
         """The fix's rerun: exit 0, no scratch, products identical to the reference run's."""
-        res = self.cli(*self.run_args(raw or self.raw, ws, crds), case=case, log=ws.parent / label)
+        res = self.cli(*self.run_args(raw or self.raw, ws, crds), case=case, log=self.log_path(case, label))
         case.check(f"{label} exits 0", res.rc == 0, f"exit {res.rc}: {res.message or res.stderr[-300:]}")
         case.check(f"{label}: no traceback", "Traceback" not in res.stderr)
         self.check_no_scratch(case, ws, label)
@@ -175,8 +180,8 @@ class Suite:
         return res
 
     def verify(self, case: Case, products: Path, label: str = "rerun") -> None:
-        v = self.cli("verify", products, self.ref / "products", "--exact", log=products.parent.parent /
-                     f"{label}-verify" if products.parent.parent.is_dir() else self.root / "verify")
+        v = self.cli("verify", products, self.ref / "products", "--exact",
+                     log=self.log_path(case, f"{label}-verify"))
         case.check(f"{label}: products == reference (verify --exact)", v.rc == 0,
                    f"verify exit {v.rc}: {v.stdout[-600:]}{v.stderr[-300:]}")
 

@@ -91,6 +91,18 @@ def run_case(s: Suite, name: str, fault: str, fn) -> Case:
     return c
 
 
+def unmount_below(root: Path) -> None:
+    from .harness import umount
+
+    try:
+        mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return
+    for m in sorted(mounts, key=len, reverse=True):
+        if Path(m).is_relative_to(root):
+            umount(Path(m))
+
+
 def main(argv=None) -> int:
     from .cases import CASES
 
@@ -103,7 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated case names")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep every case's folder")
-    ap.add_argument("--fresh", action="store_true", help="redo the reference run even if TMP holds one")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse TMP's reference run if there is one (development only: it must come from this code)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     a = ap.parse_args(argv)
     if a.list:
@@ -116,7 +129,8 @@ def main(argv=None) -> int:
         print(f"error: unknown case(s) {', '.join(sorted(unknown))} (--list)", file=sys.stderr)
         return 2
     s = Suite(root=a.tmp.absolute(), crds_src=a.crds_path.absolute(), jobs=a.jobs, keep=a.keep)
-    if a.fresh:
+    unmount_below(s.root)  # mounts a killed suite left behind
+    if not a.reuse:
         force_remove(s.root)
     t0 = time.perf_counter()
     setup_s = setup(s, log=lambda m: print(m, flush=True))
