@@ -9,7 +9,7 @@ from pathlib import Path
 
 def write_program(outdir: Path, n: int = 5) -> list[Path]:
     """Write the first ``n`` exposures of the demo (observation 1, F770W) into ``outdir``."""
-    from reduce.simulate import demo_program, exposure_rng, make_scene, write_exposure
+    from reduce.demo.simulate import demo_program, exposure_rng, make_scene, write_exposure
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
