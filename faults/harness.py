@@ -259,16 +259,39 @@ def fault_when(proc: subprocess.Popen, ws: Path, marker: str, sig: int, *, misse
 
 
 # ---------------------------------------------------------------------- files
+#: Per-task lock files (``.<task>.<stage>.lock``, reduce.stages.runner): kept on purpose (an
+#: flock file must not be unlinked while another run may open it), so not scratch, unless held.
+TASK_LOCK = re.compile(r"\..+\.(stage1|stage2|clean|stage3|masks|pass1)\.lock")
+
+
+def _held(path: Path) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def scratch_left(ws: Path) -> list[Path]:
-    """Names starting with '.' anywhere under the stage folders, pass1 and products."""
+    """Names starting with '.' anywhere under the stage folders, pass1 and products (per-task
+    lock files only while some process holds them)."""
     left = []
     for d in SCRATCH_DIRS:
         base = ws / d
         if base.is_dir():
             for dirpath, dirnames, filenames in os.walk(base):
                 for n in dirnames + filenames:
-                    if n.startswith("."):
-                        left.append(Path(dirpath) / n)
+                    p = Path(dirpath) / n
+                    if n.startswith(".") and not (TASK_LOCK.fullmatch(n) and p.is_file() and not _held(p)):
+                        left.append(p)
     return sorted(left)
 
 

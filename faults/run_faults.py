@@ -26,7 +26,7 @@ COLUMNS = ("case", "fault", "exit", "message", "checks", "s")
 
 def _row(c: Case) -> str:
     total = len(c.checks)
-    msg = c.message.replace("|", "/")
+    msg = (c.message if c.status in ("PASS", "FAIL") or not c.error else c.error.splitlines()[0]).replace("|", "/")
     if len(msg) > 110:
         msg = msg[:107] + "..."
     status = "" if c.status == "PASS" else f"**{c.status}** "

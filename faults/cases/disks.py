@@ -29,6 +29,25 @@ def disk_full(s, c):
     s.rerun_and_verify(c, fixed)
 
 
+@case("disk-full-stage2", "a fresh workspace on a 30 MB tmpfs (fills up in stage 2, in jwst's own writes); run")
+def disk_full_stage2(s, c):
+    need_root()
+    d = s.case_dir(c.name)
+    mnt = d / "small-disk"
+    mount_tmpfs(mnt, 30)
+    try:
+        ws = mnt / "ws"
+        res = s.cli(*s.run_args(s.raw, ws), case=c, log=d / "fault")
+        s.check_one_line(c, res, 15, mentions=("disk full",))
+        c.check("stage 1 finished before the disk was full", len(list((ws / "stage1").glob("*_rate.fits"))) == 5)
+        s.check_no_scratch(c, ws, "after the failure")
+        fixed = d / "ws"
+        copy_tree(ws, fixed)  # the fix: the same workspace on a bigger disk
+    finally:
+        umount(mnt)
+    s.rerun_and_verify(c, fixed)
+
+
 @case("readonly-workspace", "stage-2 workspace on a tmpfs remounted read-only; run")
 def readonly_workspace(s, c):
     need_root()

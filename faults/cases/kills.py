@@ -56,9 +56,12 @@ def kill9_clean_pass1(s, c):
     _kill(s, c, "pass1/clean/*_cal.fits", "pass1/masks/*")
 
 
-@case("kill9-masks", "kill -9 the process group once the first pass1/masks/*_mask.fits exists")
+@case("kill9-masks", "kill -9 the process group once the first-pass mosaic for the masks has begun "
+                    "(pass1/stage3/*/*_asn.json), before its mask exists")
 def kill9_masks(s, c):
-    _kill(s, c, "pass1/masks/*_mask.fits", "pass1/masks/*.json")
+    # the projected masks and the product's .json marker are written within milliseconds of each
+    # other; the in-memory mosaic before them takes seconds
+    _kill(s, c, "pass1/stage3/*/*_asn.json", "pass1/stage3/*/*_mosaic_mask.fits")
 
 
 @case("kill9-clean-pass2", "kill -9 the process group once the first clean/*_cal.fits (pass 2) exists")
