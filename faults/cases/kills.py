@@ -7,7 +7,8 @@ import signal
 from ..harness import Case, Suite, fault_when, scratch_left
 from . import case
 
-PRODUCT = "jw09999-o001_t001_miri_f770w"
+#: A finished mosaic: any non-hidden entry of stage3/ (scratch folders and task locks start with ".").
+FINISHED_MOSAIC = "stage3/*"
 
 
 def _complete_under_final_names(c: Case, ws) -> None:
@@ -71,7 +72,7 @@ def kill9_clean_pass2(s, c):
 
 @case("kill9-stage3", "kill -9 the process group once stage 3's scratch folder stage3/.*/ exists")
 def kill9_stage3(s, c):
-    _kill(s, c, "stage3/.*/*", f"stage3/{PRODUCT}")
+    _kill(s, c, "stage3/.*/*", FINISHED_MOSAIC)
 
 
 @case("kill9-package", "kill -9 the process group once products/ has its first file")
@@ -91,4 +92,4 @@ def sigint_clean(s, c):
 
 @case("sigterm-stage3", "SIGTERM to the process group once stage3/.*/ exists")
 def sigterm_stage3(s, c):
-    _kill(s, c, "stage3/.*/*", f"stage3/{PRODUCT}", sig=signal.SIGTERM)
+    _kill(s, c, "stage3/.*/*", FINISHED_MOSAIC, sig=signal.SIGTERM)
