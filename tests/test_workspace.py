@@ -91,3 +91,17 @@ def test_rerun_removes_abandoned_temporaries_in_stage_subfolders(tmp_path):
     _remove_scratch(ws, config.load(None))
     assert not [p for p in left if p.exists()]
     assert user.read_text() == "user file"
+
+
+def test_task_whose_log_disk_is_full_prints_no_traceback(tmp_path, capfd):
+    """A pipeline task on a full disk: its log cannot be written either (here /dev/full, ENOSPC);
+    the task fails with its reason and nothing reaches the console (found by the fault suite:
+    logging printed '--- Logging error ---' and a traceback on stderr)."""
+    from reduce.stages.runner import Task, run_task
+
+    task = Task(stage="stage1", name="jw1", inputs=[str(tmp_path / "missing_uncal.fits")],
+                outputs=[str(tmp_path / "stage1" / "jw1_rate.fits")], log="/dev/full")
+    out = run_task(task)
+    assert not out.ok and out.error
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Logging error" not in err, err
