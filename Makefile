@@ -1,7 +1,7 @@
 # mirim-reduce: native set-up, demo, tests and benchmarks.
 #   make demo    create .venv from the lock file, build the demo CRDS context, simulate and reduce the demo
 #   make test    run the test suite (creates .venv first)
-#   make faults  the fault suite (kills, signals, full/read-only disks, damaged references and inputs; ~20 min, root for mounts)
+#   make faults  the fault suite (kills, signals, full/read-only disks, damaged references and inputs; ~14 min, root for mounts)
 #   make reference  regenerate tests/data/reference from a fresh demo run (after a change of the products)
 SHELL := /bin/bash
 PYTHON ?= python3
