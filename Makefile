@@ -1,6 +1,7 @@
 # mirim-reduce: native set-up, demo, tests and benchmarks.
 #   make demo    create .venv from the lock file, build the demo CRDS context, simulate and reduce the demo
 #   make test    run the test suite (creates .venv first)
+#   make faults  the fault suite (kills, signals, full/read-only disks, damaged references and inputs; ~14 min, root for mounts)
 #   make reference  regenerate tests/data/reference from a fresh demo run (after a change of the products)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,7 +12,7 @@ JOBS ?= 2
 REFERENCE ?= tests/data/reference
 REFERENCE_WORKDIR ?= $(or $(TMPDIR),/tmp)/mirim-reference-demo
 
-.PHONY: venv demo test test-fast bench lock clean-demo reference
+.PHONY: venv demo test test-fast bench lock clean-demo reference faults
 
 venv: $(VENV)/.installed
 
@@ -38,6 +39,11 @@ test: venv
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
+
+# Not part of `make test` (too long for CI). FAULTS_ARGS: e.g. --only kill9-stage3,disk-full --keep
+FAULTS_TMP ?= $(or $(TMPDIR),/tmp)/mirim-faults
+faults: venv
+	$(BIN)/python -m faults.run_faults --tmp $(FAULTS_TMP) --jobs $(JOBS) $(FAULTS_ARGS)
 
 bench: venv
 	$(BIN)/python -m benchmarks

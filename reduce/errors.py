@@ -56,13 +56,30 @@ class WorkspaceError(ReduceError):
     exit_code = 7
 
 
+#: How a full disk reads when the errno is lost: astropy's ``_free_space_check`` re-raises
+#: ``OSError("Not enough space on disk: ...")`` without it, and an OSError sent back from a
+#: worker process keeps only its text.
+DISK_FULL_TEXT = ("No space left on device", "Not enough space on disk", "Disk quota exceeded")
+
+
+def _disk_full_text(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and (exc.errno in (errno.ENOSPC, errno.EDQUOT) or
+                                         any(t in str(exc) for t in DISK_FULL_TEXT)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def from_os_error(exc: BaseException) -> ReduceError | None:
     """The documented error for an OSError the environment causes (disk full: 15; read-only file
     system or no permission: 7), else None."""
     if not isinstance(exc, OSError):
         return None
     what = exc.filename or "a file"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or _disk_full_text(exc):
         return DiskFullError(f"disk full writing {what}: free some space (or use another --workdir), then run "
                              f"the same command again (finished work is kept)")
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

@@ -57,6 +57,8 @@ def _remove_scratch(ws: Workspace, cfg: dict) -> None:
         if d.is_dir():
             for p in d.glob(".*"):
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            # atomic_path temporaries in sub-folders (clean/qa/, pass1/stage3/<product>/, ...)
+            sweep_scratch(d, depth=3)
     dests = {destination(ws, cfg)}
     try:
         last = tomllib.loads((ws.root / "config.toml").read_text()).get("DESTINATION_DIRECTORY", "")

@@ -117,6 +117,19 @@ def test_disk_full_is_exit_15(tmp_path, monkeypatch, capsys):
     assert code == 15 and "error: disk full" in err, err
 
 
+def test_disk_full_without_errno_is_exit_15(tmp_path, monkeypatch, capsys):
+    """astropy re-raises a full disk as OSError("Not enough space on disk: ...") without errno,
+    and a worker's OSError reaches the main process without it (found by the fault suite:
+    it was exit 70, 'unexpected')."""
+    _failing_run(monkeypatch, OSError("Not enough space on disk: requested 1889810, available 0. "
+                                      "65536 requested and 13952 written"))
+    code, err = _main(monkeypatch, capsys, "run", tmp_path, "--workdir", tmp_path / "ws")
+    assert code == 15 and err.startswith("error: disk full") and "\n" not in err.strip(), err
+    _failing_run(monkeypatch, failure="OSError: Not enough space on disk: requested 8000, available 0.")
+    code, err = _main(monkeypatch, capsys, "run", tmp_path, "--workdir", tmp_path / "ws")
+    assert code == 15 and "error: disk full" in err, err
+
+
 def test_read_only_workspace_is_a_workspace_error(tmp_path, monkeypatch, capsys):
     import errno
 

@@ -69,3 +69,39 @@ def test_rerun_removes_only_abandoned_packaging_temporaries(tmp_path):
     assert not [p for p in left if p.exists()]
     assert all(p.read_text() == "user file" for p in user)
     assert (dest / "DEMO" / "live.fits").read_text() == "in progress"
+
+
+def test_rerun_removes_abandoned_temporaries_in_stage_subfolders(tmp_path):
+    """kill -9 while a cleaning QA figure or a first-pass mosaic mask is written: the next run
+    removes the .*.part files left in sub-folders of the stage folders (clean/qa/,
+    pass1/clean/qa/, pass1/stage3/<product>/), and nothing else (found by the fault suite)."""
+    from reduce import config
+    from reduce.orchestrate import _remove_scratch
+
+    ws = Workspace(tmp_path / "ws").create()
+    killed = [ws.root / "clean" / "qa" / "group_template.png",
+              ws.root / "pass1" / "clean" / "qa" / "x_clean.png",
+              ws.root / "pass1" / "stage3" / "prod" / "prod_mosaic_mask.fits"]
+    for final in killed:
+        _killed_writer(final)
+    left = [p for p in ws.root.rglob(".*.part")]
+    assert len(left) == len(killed)
+    user = ws.root / "clean" / "qa" / "notes.txt"
+    user.write_text("user file")
+    _remove_scratch(ws, config.load(None))
+    assert not [p for p in left if p.exists()]
+    assert user.read_text() == "user file"
+
+
+def test_task_whose_log_disk_is_full_prints_no_traceback(tmp_path, capfd):
+    """A pipeline task on a full disk: its log cannot be written either (here /dev/full, ENOSPC);
+    the task fails with its reason and nothing reaches the console (found by the fault suite:
+    logging printed '--- Logging error ---' and a traceback on stderr)."""
+    from reduce.stages.runner import Task, run_task
+
+    task = Task(stage="stage1", name="jw1", inputs=[str(tmp_path / "missing_uncal.fits")],
+                outputs=[str(tmp_path / "stage1" / "jw1_rate.fits")], log="/dev/full")
+    out = run_task(task)
+    assert not out.ok and out.error
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Logging error" not in err, err

@@ -27,10 +27,9 @@ def run_reduction(input_dir, workdir, cfg, crds_path, crds_context=None, stages=
 
 def _raise_disk_full(summary) -> None:
     """A task that failed because the disk is full is exit 15 (disk full), not 6 (a task failed)."""
-    from ..errors import DiskFullError
+    from ..errors import DISK_FULL_TEXT, DiskFullError
 
-    full = [o for o in summary.failures if any(m in (o["error"] or "") for m in
-                                               ("[Errno 28]", "No space left on device", "Disk quota exceeded"))]
+    full = [o for o in summary.failures if any(m in (o["error"] or "") for m in ("[Errno 28]", *DISK_FULL_TEXT))]
     if full:
         raise DiskFullError(f"disk full: {full[0]['stage']} {full[0]['name']} failed ({full[0]['error']}); free some "
                             f"space, then run the same command again (finished work is kept)")

@@ -32,8 +32,18 @@ def _call_pipeline(task: Task, workdir: Path) -> None:
 def run_task(task: Task) -> Outcome:
     """Run ``task``; never raises (failures come back as an Outcome with the reason)."""
     start = time.perf_counter()
-    with task_log(Path(task.log)):
-        return _run_task(task, start)
+    # A log that cannot be written (its disk is full) must not make logging print its own
+    # "--- Logging error ---" traceback on the console: the outcome carries the failure.
+    logging.raiseExceptions = False
+    out = None
+    try:
+        with task_log(Path(task.log)):
+            out = _run_task(task, start)
+    except OSError as exc:  # the log could not be opened or closed (flushed)
+        if out is None:
+            out = Outcome(task.stage, task.name, False, time.perf_counter() - start, 0.0, 0.0,
+                          f"{type(exc).__name__}: {exc}"[:200])
+    return out
 
 
 def _run_task(task: Task, start: float) -> Outcome:
