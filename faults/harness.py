@@ -265,19 +265,9 @@ TASK_LOCK = re.compile(r"\..+\.(stage1|stage2|clean|stage3|masks|pass1)\.lock")
 
 
 def _held(path: Path) -> bool:
-    import fcntl
+    from reduce.fsutil import is_locked
 
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
+    return is_locked(path)
 
 
 def scratch_left(ws: Path) -> list[Path]:

@@ -48,19 +48,24 @@ def atomic_path(final: Path) -> Iterator[Path]:
 SCRATCH_FILE = re.compile(r"\..+\.[a-z0-9_]{8}\.part")
 
 
-def _abandoned(path: Path) -> bool:
-    """No live process holds ``path``'s atomic_path lock."""
+def is_locked(path: Path) -> bool:
+    """True when a live process holds an flock on ``path`` (False when it cannot be opened)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
         return False
+    except OSError:
+        return True
     finally:
         os.close(fd)
+
+
+def _abandoned(path: Path) -> bool:
+    """No live process holds ``path``'s atomic_path lock (and it can be opened)."""
+    return os.path.lexists(path) and not os.path.islink(path) and not is_locked(path)
 
 
 def sweep_scratch(folder: Path, depth: int = 2) -> list[Path]:
