@@ -86,7 +86,10 @@ def test_slurm_arrays_scancel_resubmit_identical_products(demo_run, crds_cache, 
     rows = _wait(ws, _idle, what="the rest of the round to finish or block")
     by = {(r["stage"], r["task"]): r for r in rows}
     assert by[("stage1", target["task"])]["state"] == "failed"
-    assert "exit code 130" in Path(by[("stage1", target["task"])]["log"]).read_text()  # stopped cleanly
+    # stopped cleanly: mirim-reduce's one-line message (the script's own "exit code 130" footer may
+    # be cut by Slurm's SIGKILL KillWait seconds after scancel's SIGTERM on a loaded node)
+    log_text = Path(by[("stage1", target["task"])]["log"]).read_text()
+    assert "interrupted: the workspace is resumable" in log_text and "Traceback" not in log_text, log_text
     assert not (ws / "stage1" / f"{target['task']}_rate.fits").exists()
     assert {r["state"] for r in rows if r["stage"] in ("stage2", "clean", "stage3", "package")} <= {"blocked", "done"}
     assert sum(r["state"] == "done" for r in rows if r["stage"] == "stage1") == len(
