@@ -19,7 +19,7 @@ from typing import Any
 
 from .fsutil import sha256_file, write_json
 
-__all__ = ["digest", "versions", "sidecar", "read", "write", "is_current", "file_hash"]
+__all__ = ["digest", "package_versions", "versions", "sidecar", "read", "write", "is_current", "file_hash"]
 
 
 def digest(what: Any) -> str:
@@ -27,19 +27,25 @@ def digest(what: Any) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
-def _package_versions() -> dict[str, str]:
+def package_versions(packages, missing: str = "not installed") -> dict[str, str]:
+    """{package: installed version, or ``missing``} (importlib.metadata)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
-
-    out = {"mirim-reduce": __version__}
-    for pkg in ("jwst", "stcal", "stdatamodels", "photutils", "numpy", "astropy", "scipy"):
+    out = {}
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
-            out[pkg] = "not installed"
+            out[pkg] = missing
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
+    from . import __version__
+
+    return {"mirim-reduce": __version__,
+            **package_versions(("jwst", "stcal", "stdatamodels", "photutils", "numpy", "astropy", "scipy"))}
 
 
 def versions(crds_context: str) -> dict[str, str]:

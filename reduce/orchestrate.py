@@ -52,8 +52,7 @@ def _remove_scratch(ws: Workspace, cfg: dict) -> None:
     from .products.package import destination
 
     first = FirstPass(ws.root)
-    for d in [ws.dir(stage) for stage in STAGES] + [first.dir("clean"), first.dir("stage3"),
-                                                    first.root / "pass1" / "masks"]:
+    for d in [ws.dir(stage) for stage in STAGES] + [first.dir(s) for s in ("clean", "stage3", "masks")]:
         if d.is_dir():
             for p in d.glob(".*"):
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
@@ -123,9 +122,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
     other such runs: it leaves the workspace's records (config.toml, inputs.json, crds.json,
     summary.json) and other runs' scratch alone; each product's identity file says what made it."""
     shared = len(exposures) < len(selection.exposures)
-    ws.lock(shared=shared)
-    ws.create()
-    with _unlocking(ws), _run_log(ws) as log:
+    with ws.locked(shared=shared), _run_log(ws) as log:
         if not shared:
             _remove_scratch(ws, cfg)
             write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
@@ -208,14 +205,6 @@ def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_co
     from .clean.second_pass import run_two_passes
 
     return run_two_passes(ws, stems, cfg, pool, crds_context)
-
-
-@contextmanager
-def _unlocking(ws: Workspace):
-    try:
-        yield ws
-    finally:
-        ws.unlock()
 
 
 @contextmanager

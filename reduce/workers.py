@@ -113,9 +113,17 @@ class WorkerPool:
         self.close()
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB): a reused worker's peak up to its current task."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 @contextmanager
 def task_log(path: Path) -> Iterator[logging.Handler]:
-    """Send every log record of the process (jwst's, ours, warnings) to ``path`` while a task runs."""
+    """Send every log record of the process (jwst's, ours, warnings) to ``path`` while a task
+    runs; an exception leaving the block is logged there with its traceback, then re-raised."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -127,6 +135,9 @@ def task_log(path: Path) -> Iterator[logging.Handler]:
     logging.captureWarnings(True)
     try:
         yield handler
+    except Exception:
+        logging.getLogger("mirim_reduce").exception("task failed")
+        raise
     finally:
         root.removeHandler(handler)
         handler.close()

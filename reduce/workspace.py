@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .errors import WorkspaceError, WorkspaceLockedError, check_folder, from_os_error
 
@@ -88,6 +90,15 @@ class Workspace:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    @contextmanager
+    def locked(self, shared: bool = False) -> Iterator["Workspace"]:
+        """The workspace, locked (see :meth:`lock`) and created, for the block."""
+        self.lock(shared=shared)
+        try:
+            yield self.create()
+        finally:
+            self.unlock()
+
     def __enter__(self) -> "Workspace":
         self.lock()
         return self.create()
@@ -108,7 +119,7 @@ class FirstPass(Workspace):
     itself holds the lock."""
 
     def dir(self, stage: str) -> Path:
-        if stage in ("clean", "stage3"):
+        if stage in ("clean", "stage3", "masks"):  # masks: the mosaics' masks projected onto exposures
             return self.root / PASS1 / stage
         return super().dir(stage)
 

@@ -20,12 +20,12 @@ __all__ = ["mask_path", "marker_path", "read_mask", "promote"]
 
 def mask_path(first: Workspace, stem: str) -> Path:
     """Where pass 1 leaves exposure ``stem``'s projected mosaic mask (uint8 MASK, 1 = source)."""
-    return first.root / "pass1" / "masks" / f"{stem}_mask.fits"
+    return first.dir("masks") / f"{stem}_mask.fits"
 
 
 def marker_path(first: Workspace, product: str) -> Path:
     """The file that marks ``product``'s masks done (written last)."""
-    return first.root / "pass1" / "masks" / f"{product}.json"
+    return first.dir("masks") / f"{product}.json"
 
 
 def read_mask(first: Workspace, stem: str) -> np.ndarray | None:

@@ -21,19 +21,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-import resource
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import identity
-from ..config import step_overrides
 from ..fsutil import atomic_path, write_json
 from ..stages.task import Outcome
-from ..workers import WorkerPool, task_log
+from ..workers import WorkerPool, peak_rss_mb, task_log
 from ..workspace import FirstPass, Workspace
 from . import CleanReport, run as run_pass
 from .io import psf_fwhm_pixels
@@ -85,11 +82,7 @@ def mosaic_mask_task(job: MosaicMaskJob) -> Outcome:
     first = FirstPass(Path(job.root))
     start = time.perf_counter()
     with task_log(first.log("stage3", job.product)):
-        try:
-            return _mosaic_mask(job, first, start)
-        except Exception:
-            logging.getLogger("mirim_reduce").error("second pass mask failed:\n%s", traceback.format_exc())
-            raise
+        return _mosaic_mask(job, first, start)
 
 
 def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
@@ -136,8 +129,8 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
     log.info(note)
     write_json(marker_path(first, job.product), {"note": note, "members": done, "fraction": frac,  # last: marks done
                                                  "identity": job.identity})
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return Outcome("clean", f"mosaic mask {job.product}", True, time.perf_counter() - start, jwst_seconds, rss)
+    return Outcome("clean", f"mosaic mask {job.product}", True, time.perf_counter() - start, jwst_seconds,
+                   peak_rss_mb())
 
 
 def plan_masks(first: FirstPass, report: CleanReport, cfg: dict, crds_context: str
@@ -145,16 +138,13 @@ def plan_masks(first: FirstPass, report: CleanReport, cfg: dict, crds_context: s
     """Jobs for the first-pass mosaics still to mask (those with a sky-subtracted member whose
     masks are missing or were made from other pass-1 files, parameters or versions), the notes
     of those already done, and the stems every current mosaic mask covers."""
-    from ..stages.stage3 import mosaic_groups
+    from ..stages.stage3 import mosaic_groups, mosaic_steps
 
     jobs, notes, covered = [], [], set()
-    steps = step_overrides(cfg, "image3")
     for product, members in mosaic_groups(report.files, cfg["mosaic_per"]).items():
         if not any(Path(m) in report.sky_subtracted for m in members):
             continue
-        mine = {**steps}
-        if all(Path(m) in report.sky_subtracted for m in members):  # as stage 3 would
-            mine["skymatch"] = {**mine.get("skymatch", {}), "skip": True}
+        mine = mosaic_steps(cfg, members, report.sky_subtracted)  # as stage 3 will run it
         stems = [Path(m).name.removesuffix("_cal.fits") for m in members]
         covered.update(stems)
         made_of = {"stage": "masks", "product": product,
@@ -180,7 +170,7 @@ def plan_masks(first: FirstPass, report: CleanReport, cfg: dict, crds_context: s
 def remove_stale_masks(first: FirstPass, covered: set[str]) -> None:
     """Masks of exposures no current first-pass mosaic covers (a config or input change made
     their group's cleaning stop subtracting the sky) must not reach the second pass."""
-    for path in (first.root / "pass1" / "masks").glob("*_mask.fits"):
+    for path in first.dir("masks").glob("*_mask.fits"):
         if path.name.removesuffix("_mask.fits") not in covered:
             identity.sidecar(path).unlink(missing_ok=True)
             path.unlink(missing_ok=True)

@@ -89,32 +89,25 @@ def _workspace(root: str, first_pass: bool) -> Workspace:
 def clean_group_task(job: GroupJob) -> dict:
     """Worker: clean (or, in pass 2, promote) one group; its log is ``logs/[pass1/]clean/<group>.log``.
     Returns {"group": GroupStats dict, "exposures": [ExposureStats dicts], "outcome": Outcome}."""
-    import resource
-    import traceback
-
     from ..stages.task import Outcome
-    from ..workers import task_log
+    from ..workers import peak_rss_mb, task_log
 
     ws = _workspace(job.root, job.first_pass)
     name = group_name(job.key)
     start = time.perf_counter()
     with task_log(ws.log("clean", name)):
-        try:
-            with warnings.catch_warnings():
-                if job.cfg["SUPPRESS_WARNINGS"]:
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                gst, est = _clean_or_promote(ws, job, name)
-                for stem in job.members:  # after every member's files: a partial group is redone
-                    identity.write(ws.output("clean", stem), job.identity, job.made_of or {})
-                gst["identity"] = job.identity
-        except Exception:
-            logging.getLogger("mirim_reduce").error("cleaning group %s failed:\n%s", name, traceback.format_exc())
-            raise
+        with warnings.catch_warnings():
+            if job.cfg["SUPPRESS_WARNINGS"]:
+                warnings.simplefilter("ignore", RuntimeWarning)
+            gst, est = _clean_or_promote(ws, job, name)
+            for stem in job.members:  # after every member's files: a partial group is redone
+                identity.write(ws.output("clean", stem), job.identity, job.made_of or {})
+            gst["identity"] = job.identity
         seconds = time.perf_counter() - start
         log.info("clean group %s (%d exposures): %.1f s", name, len(job.members), seconds)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     label = f"{job.label} " if job.label else ""
-    return {"group": gst, "exposures": est, "outcome": Outcome("clean", f"{label}{name}", True, seconds, 0.0, rss)}
+    return {"group": gst, "exposures": est,
+            "outcome": Outcome("clean", f"{label}{name}", True, seconds, 0.0, peak_rss_mb())}
 
 
 def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, list[dict]]:

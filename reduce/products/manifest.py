@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..config import ORIGIN_DEFAULT, origins as config_origins
+from ..identity import file_hash, package_versions
 from ..stages.parameters import provenance as step_provenance
 from .hashing import SKIPPED_EXTENSIONS, VOLATILE_KEYWORDS, VOLATILE_TABLE_META, content_hashes, sha256_file
 
@@ -37,13 +37,7 @@ UNLISTED = ("manifest.json", "report.html", "report.md")
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in LIBRARIES:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return {"python": platform.python_version(), **package_versions(LIBRARIES)}
 
 
 def image_info(environ=None) -> dict | None:
@@ -89,7 +83,8 @@ def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, dat
         "config_origins": {k: v for k, v in config_origins(cfg).items() if v != ORIGIN_DEFAULT},
         "step_parameters": step_provenance(cfg, crds.get("parameter_references")),
         "date": date,
-        "inputs": [{"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(inputs)
+        # file_hash: computed once per process, so the hashes stage 1's identities read are reused
+        "inputs": [{"name": p.name, "bytes": p.stat().st_size, "sha256": file_hash(p)} for p in sorted(inputs)
                    if p.is_file()],
         "products": [product_entry(dest, p) for p in products],
         "volatile_keywords": sorted(VOLATILE_KEYWORDS),

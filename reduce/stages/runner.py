@@ -7,7 +7,6 @@ renamed into place, so an interrupted run leaves nothing half-written under a fi
 from __future__ import annotations
 
 import logging
-import resource
 import time
 import traceback
 import warnings
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from .. import identity
 from ..fsutil import move_into_place, remove_tree, scratch_dir, task_lock
-from ..workers import task_log
+from ..workers import peak_rss_mb, task_log
 from .task import Outcome, Task
 
 
@@ -91,5 +90,4 @@ def _run_locked(task: Task, start: float, final: Path) -> Outcome:
         ok, error = False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
     finally:
         remove_tree(work)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return Outcome(task.stage, task.name, ok, time.perf_counter() - start, pipeline_seconds, rss, error)
+    return Outcome(task.stage, task.name, ok, time.perf_counter() - start, pipeline_seconds, peak_rss_mb(), error)

@@ -46,6 +46,16 @@ def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path
     return dict(sorted(groups.items()))
 
 
+def mosaic_steps(cfg: dict, members: list[Path], sky_subtracted: set[Path] = frozenset()) -> dict:
+    """Image3's ``steps=`` for one mosaic: the config's overrides, and skymatch skipped when every
+    member's sky was already removed on source-masked pixels (it would estimate it again over all
+    pixels, galaxies included)."""
+    steps = step_overrides(cfg, "image3")
+    if sky_subtracted and all(Path(m) in sky_subtracted for m in members):
+        steps.setdefault("skymatch", {})["skip"] = True
+    return steps
+
+
 def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, crds_context: str,
          sky_subtracted: set[Path] = frozenset()) -> list[Task]:
     """One task per mosaic whose i2d is missing or was made from other member files (their
@@ -57,9 +67,7 @@ def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, crds_context: str,
     """
     tasks = []
     for name, members in mosaic_groups(cal_files, cfg["mosaic_per"]).items():
-        steps = step_overrides(cfg, "image3")
-        if sky_subtracted and all(Path(m) in sky_subtracted for m in members):
-            steps.setdefault("skymatch", {})["skip"] = True
+        steps = mosaic_steps(cfg, members, sky_subtracted)
         final_dir = ws.dir("stage3") / name
         i2d = final_dir / f"{name}_i2d.fits"
         made_of = {"stage": "stage3", "members": {Path(m).name: identity.read(Path(m)) for m in sorted(members)},

@@ -110,15 +110,10 @@ def _write_mappings(mapdir: Path, rows: dict[str, list]) -> str:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import version
+    from ...identity import package_versions
 
-    out = {}
-    for pkg in ("jwst", "crds", "stdatamodels", "stcal", "pysiaf", "astropy", "asdf", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except Exception:  # pragma: no cover - optional package
-            out[pkg] = "unknown"
-    return out
+    return package_versions(("jwst", "crds", "stdatamodels", "stcal", "pysiaf", "astropy", "asdf", "numpy"),
+                            missing="unknown")
 
 
 def _populate(root: Path, progress: Callable[[str], None]) -> str:

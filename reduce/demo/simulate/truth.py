@@ -163,15 +163,10 @@ def write_sky_model(path: Path, scn: Scene, filt: str, half_width: float) -> Non
 
 def _versions() -> dict[str, str]:
     """Library versions the bytes depend on (numpy's generators, pysiaf, file writers)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from ...identity import package_versions
 
-    out = {}
-    for pkg in ("numpy", "scipy", "astropy", "pysiaf", "stdatamodels", "asdf", "mirim-reduce"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
+    return package_versions(("numpy", "scipy", "astropy", "pysiaf", "stdatamodels", "asdf", "mirim-reduce"),
+                            missing="unknown")
 
 
 def build_truth(scn: Scene, results: list[ExposureResult], *, seed: int, size: str, outdir: Path,
