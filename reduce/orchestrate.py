@@ -69,6 +69,24 @@ def _remove_scratch(ws: Workspace, cfg: dict) -> None:
             sweep_scratch(dest)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The part of a workspace one command works on: all of it (the default), or, for HPC tasks
+    sharing the workspace, some exposures (stages 1-2), some cleaning groups (of the first pass
+    with ``first_pass``), some first-pass mosaic masks, or some stage-3 mosaics. What a scoped
+    command needs from earlier stages is checked, never run."""
+
+    exposures: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    first_pass: bool = False
+    masks: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.exposures or self.groups or self.masks or self.products)
+
+
 def execute(tasks: list[Task], pool: WorkerPool, label: str) -> list[Outcome]:
     """Run pipeline tasks in the run's workers with a progress bar; outcomes sorted by name."""
     outs = pool.run(run_task, tasks, label, describe=lambda o: "" if o.ok else f"FAILED {o.name}")
@@ -76,20 +94,24 @@ def execute(tasks: list[Task], pool: WorkerPool, label: str) -> list[Outcome]:
 
 
 def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path: Path | None = None,
-                  crds_context: str | None = None, stages: tuple[str, ...] = STAGES, only: list[str] | None = None,
+                  crds_context: str | None = None, stages: tuple[str, ...] = STAGES, scope: Scope = Scope(),
                   package: bool = True) -> RunSummary:
     """Reduce the MIRI imaging exposures of ``input_dir`` in workspace ``workdir`` (and package
-    the mosaics when stage 3 is among ``stages``, unless ``package`` is False)."""
+    the mosaics when stage 3 is among ``stages``, unless ``package`` is False or the scope is a part)."""
     t_start = time.perf_counter()
     ws = Workspace(workdir)
     summary = RunSummary(workspace=str(ws.root))
     selection = inputs.select(Path(input_dir)) if input_dir else _recorded_inputs(ws)
+    only = scope.exposures
     exposures = [e for e in selection.exposures if not only or e.stem in only]
     if only and not exposures:
         raise InputError(f"none of {', '.join(only)} is an exposure of this workspace")
     if only and set(stages) - {"stage1", "stage2"}:
         raise InputError("--exposure applies to stage1 and stage2 only: the cleaning and stage 3 work on whole "
-                         "groups and mosaics (run `clean WORKSPACE` / `stage3 WORKSPACE` without it)")
+                         "groups and mosaics (`clean WORKSPACE --group NAME`, `stage3 WORKSPACE --product NAME`)")
+    if (scope.first_pass or scope.masks) and not (cfg["clean_second_pass"] and cfg["SUPER_BKG_SUB"]):
+        raise InputError("--first-pass and --mosaic-mask are parts of the second cleaning pass, which this "
+                         "configuration does not run (clean_second_pass and SUPER_BKG_SUB are not both true)")
     # CRDS before the workspace is touched: every reference of every exposure, offline, with
     # all gaps listed in one error (the same check as `mirim-reduce crds check`).
     settings = crds_setup.configure(crds_path, crds_context)
@@ -110,18 +132,19 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
         step_pars = parameters.lookup(files, settings.context, pars_types=types["pars"])  # CRDS pars-* references
         crds_seconds = time.perf_counter() - t0
         _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
-                input_dir, t_start, package)
+                input_dir, t_start, package and not scope.shared, scope)
     return summary
 
 
 def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
-            input_dir, t_start, package: bool = True) -> None:
+            input_dir, t_start, package: bool = True, scope: Scope = Scope()) -> None:
     """The stages, on the locked workspace (after the inputs, CRDS and parameter checks).
 
-    A run of some exposures only (``--exposure``: an HPC array task) shares the workspace with
-    other such runs: it leaves the workspace's records (config.toml, inputs.json, crds.json,
-    summary.json) and other runs' scratch alone; each product's identity file says what made it."""
-    shared = len(exposures) < len(selection.exposures)
+    A run of a part only (some exposures, groups, masks or mosaics: an HPC task) shares the
+    workspace with other such runs: it leaves the workspace's records (config.toml, inputs.json,
+    crds.json, summary.json) and other runs' scratch alone; each product's identity file says
+    what made it."""
+    shared = scope.shared
     with ws.locked(shared=shared), _run_log(ws) as log:
         if not shared:
             _remove_scratch(ws, cfg)
@@ -153,19 +176,24 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
             elif stage == "stage2":
                 outs = execute(stage2.plan(ws, stems, cfg, settings.context), pool, "stage 2")
             elif stage == "clean":
-                cleaning, outs = _clean(ws, stems, cfg, pool, settings.context)
+                cleaning, outs = _clean(ws, stems, cfg, pool, settings.context, groups=list(scope.groups) or None,
+                                        first_pass=scope.first_pass, masks=list(scope.masks) or None)
                 summary.notes += cleaning.notes
             else:
                 # stage 3 on its own: the cleaning's files (finished groups are not redone)
                 outs = []
-                if cleaning is None:
+                if cleaning is None and scope.products:  # another task's cleaning: checked, not run
+                    cleaning, outs = _clean(ws, stems, cfg, pool, settings.context, groups=[])
+                    cleaning.require_complete("stage 3 of a mosaic")
+                elif cleaning is None:
                     cleaning, outs = _clean(ws, stems, cfg, pool, settings.context)
                 report = cleaning
                 if report.sky_subtracted:
                     summary.notes.append("stage 3: skymatch skipped for mosaics whose every exposure had a super "
                                          "background subtracted (sky measured on source-masked pixels)")
                 outs = outs + execute(stage3.plan(ws, report.files, cfg, crds_context=settings.context,
-                                                  sky_subtracted=report.sky_subtracted),
+                                                  sky_subtracted=report.sky_subtracted,
+                                                  only=list(scope.products) or None),
                                       pool, "stage 3")
             summary.outcomes += [asdict(o) for o in outs]
             for o in outs:
@@ -194,17 +222,20 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
             write_json(ws.root / "summary.json", asdict(summary))
 
 
-def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str
+def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str, *,
+           groups: list[str] | None = None, first_pass: bool = False, masks: list[str] | None = None
            ) -> tuple[clean.CleanReport, list[Outcome]]:
     """The cleaning: one pass, or with ``clean_second_pass`` (and SUPER_BKG_SUB) two
-    (:mod:`reduce.clean.second_pass`). Returns the report of the last pass and the outcomes
-    of its tasks (groups, first-pass mosaic masks). Every part resumes like the stages do."""
+    (:mod:`reduce.clean.second_pass`), or the part of it that ``groups`` (``[]``: none, only
+    the report of what is done), ``first_pass`` and ``masks`` name. Returns the report of the
+    last pass and the outcomes of its tasks (groups, first-pass mosaic masks). Every part
+    resumes like the stages do."""
     if not (cfg["clean_second_pass"] and cfg["SUPER_BKG_SUB"]):
-        report = clean.run(ws, stems, cfg, pool=pool)
+        report = clean.run(ws, stems, cfg, pool=pool, only=groups)
         return report, report.outcomes
     from .clean.second_pass import run_two_passes
 
-    return run_two_passes(ws, stems, cfg, pool, crds_context)
+    return run_two_passes(ws, stems, cfg, pool, crds_context, groups=groups, first_pass=first_pass, masks=masks)
 
 
 @contextmanager

@@ -43,22 +43,33 @@ class CleanReport:
     groups: dict[str, dict] = field(default_factory=dict)
     sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template or Background2D removed
     outcomes: list = field(default_factory=list)  # reduce.stages.task.Outcome per task run
+    pending: list[str] = field(default_factory=list)  # groups not done (``only`` left them to others)
+
+    def require_complete(self, what: str, command: str = "clean WORKSPACE") -> None:
+        """A WorkspaceError when a group is not done: ``what`` needs every group cleaned by
+        ``mirim-reduce {command}`` (or by its per-group tasks)."""
+        if self.pending:
+            from ..errors import WorkspaceError
+
+            raise WorkspaceError(f"{what} needs every cleaning group done; not done: {', '.join(self.pending)} "
+                                 f"(run `mirim-reduce {command}`, or those groups' tasks, first)")
 
 
 def run(ws: Workspace, stems: list[str], cfg: dict, *, pool=None, label: str = "",
-        first: Workspace | None = None) -> CleanReport:
+        first: Workspace | None = None, only: list[str] | None = None) -> CleanReport:
     """Clean the cal files of ``stems``; return the files stage 3 reads.
 
     With ``MEDIAN_FILTER`` and ``SUPER_BKG_SUB`` both off, stage 3 reads the stage-2 files
     unchanged (and the notes say so). Otherwise each group of exposures that is not
     complete in ``clean/`` (or every group, with ``OVERWRITE``) is cleaned, in parallel in
-    ``pool`` (:class:`reduce.workers.WorkerPool`). ``first`` and ``label``: the second pass
-    (see :func:`.step.run_clean`).
+    ``pool`` (:class:`reduce.workers.WorkerPool`). ``first`` and ``label``: the second pass;
+    ``only``: these groups only (see :func:`.step.run_clean`).
     """
     from .step import run_clean
 
-    result = run_clean(ws, stems, cfg, pool=pool, label=label, first=first)
+    result = run_clean(ws, stems, cfg, pool=pool, label=label, first=first, only=only)
     templated = {ws.output("clean", stem) for stem, e in result.exposures.items()
                  if e.get("sky_subtracted", e.get("template"))}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
-                       groups=result.groups, sky_subtracted=templated, outcomes=result.outcomes)
+                       groups=result.groups, sky_subtracted=templated, outcomes=result.outcomes,
+                       pending=result.pending)

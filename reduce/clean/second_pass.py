@@ -79,10 +79,17 @@ def _aligned_mosaic(job: MosaicMaskJob, asn_path: Path):
 
 def mosaic_mask_task(job: MosaicMaskJob) -> Outcome:
     """Worker: the mask of one first-pass mosaic, projected onto its members (files)."""
+    from ..errors import WorkspaceLockedError
+    from ..fsutil import task_lock
+
     first = FirstPass(Path(job.root))
     start = time.perf_counter()
-    with task_log(first.log("stage3", job.product)):
-        return _mosaic_mask(job, first, start)
+    with task_lock(first.dir("masks") / f".{job.product}.lock") as mine:
+        if not mine:
+            raise WorkspaceLockedError(f"the mosaic mask of {job.product} is being made by another process (its "
+                                       f"lock is held); wait for it, then run the same command again")
+        with task_log(first.log("stage3", job.product)):
+            return _mosaic_mask(job, first, start)
 
 
 def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
@@ -176,17 +183,52 @@ def remove_stale_masks(first: FirstPass, covered: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str = ""
+def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str = "", *,
+                   groups: list[str] | None = None, first_pass: bool = False, masks: list[str] | None = None
                    ) -> tuple[CleanReport, list[Outcome]]:
     """Pass 1, the first-pass mosaics' masks, pass 2; returns pass 2's report and the
-    outcomes of every task (groups of both passes, masks)."""
+    outcomes of every task (groups of both passes, masks).
+
+    One part only (an HPC task; the others are checked, not run): ``first_pass`` with
+    ``groups``: those groups' first pass (returns pass 1's report); ``masks``: those
+    first-pass mosaics' masks (pass 1 must be done); ``groups`` alone: those groups' second
+    pass (pass 1 and every mosaic mask must be done)."""
     first = FirstPass(ws.root).create()
-    rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1")
+    if first_pass:
+        rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1", only=groups)
+        return rep1, rep1.outcomes
+    scoped = groups is not None or masks is not None
+    rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1", only=[] if scoped else None)
+    rep1.require_complete("the first-pass mosaic masks" if masks is not None else "the second cleaning pass",
+                          "clean WORKSPACE --first-pass")
     jobs, mask_notes, covered = plan_masks(first, rep1, cfg, crds_context)
-    remove_stale_masks(first, covered)
+    if masks is not None:
+        _check_products(first, rep1, cfg, masks)
+        jobs = [j for j in jobs if j.product in masks]
+    elif groups is not None and jobs:
+        from ..errors import WorkspaceError
+
+        names = " ".join(f"--mosaic-mask {j.product}" for j in jobs)
+        raise WorkspaceError(f"the second cleaning pass needs the first-pass mosaic masks; not made: "
+                             f"{', '.join(j.product for j in jobs)} (run `mirim-reduce clean WORKSPACE {names}` first)")
+    if groups is None:
+        remove_stale_masks(first, covered)
     outs = pool.run(mosaic_mask_task, jobs, "masks") if jobs else []
+    if masks is not None:
+        return rep1, outs
     mask_notes += [json.loads(marker_path(first, j.product).read_text())["note"] for j in jobs]
-    rep2 = run_pass(ws, stems, cfg, pool=pool, label="pass 2", first=first)
+    rep2 = run_pass(ws, stems, cfg, pool=pool, label="pass 2", first=first, only=groups)
     rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *sorted(mask_notes),
                   *rep2.notes]
     return rep2, rep1.outcomes + outs + rep2.outcomes
+
+
+def _check_products(first: FirstPass, report: CleanReport, cfg: dict, products: list[str]) -> None:
+    """An InputError naming any of ``products`` that is not a mosaic of the first pass."""
+    from ..errors import InputError
+    from ..stages.stage3 import mosaic_groups
+
+    names = set(mosaic_groups(report.files, cfg["mosaic_per"]))
+    unknown = sorted(set(products) - names)
+    if unknown:
+        raise InputError(f"no mosaic {', '.join(unknown)} in this workspace (mosaics: {', '.join(sorted(names))})")

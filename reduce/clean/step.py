@@ -58,6 +58,7 @@ class CleanResult:
     exposures: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
     outcomes: list = field(default_factory=list)  # one Outcome per group cleaned
+    pending: list[str] = field(default_factory=list)  # groups not done (``only`` left them out)
 
 
 @dataclass
@@ -86,25 +87,41 @@ def _workspace(root: str, first_pass: bool) -> Workspace:
     return FirstPass(Path(root)) if first_pass else Workspace(Path(root))
 
 
+def group_record_path(ws: Workspace, name: str) -> Path:
+    """A cleaned group's record (``clean/groups/<group>.json``: its summary and its members',
+    with the cleaning's identity), written last: the group is done when it is current."""
+    return ws.dir("clean") / "groups" / f"{name}.json"
+
+
 def clean_group_task(job: GroupJob) -> dict:
     """Worker: clean (or, in pass 2, promote) one group; its log is ``logs/[pass1/]clean/<group>.log``.
-    Returns {"group": GroupStats dict, "exposures": [ExposureStats dicts], "outcome": Outcome}."""
+    The group's lock (``clean/groups/.<group>.lock``) keeps two processes (HPC tasks sharing the
+    workspace) from cleaning it at once. Returns {"group": GroupStats dict, "exposures":
+    [ExposureStats dicts], "outcome": Outcome}."""
+    from ..errors import WorkspaceLockedError
+    from ..fsutil import task_lock
     from ..stages.task import Outcome
     from ..workers import peak_rss_mb, task_log
 
     ws = _workspace(job.root, job.first_pass)
     name = group_name(job.key)
     start = time.perf_counter()
-    with task_log(ws.log("clean", name)):
-        with warnings.catch_warnings():
-            if job.cfg["SUPPRESS_WARNINGS"]:
-                warnings.simplefilter("ignore", RuntimeWarning)
-            gst, est = _clean_or_promote(ws, job, name)
-            for stem in job.members:  # after every member's files: a partial group is redone
-                identity.write(ws.output("clean", stem), job.identity, job.made_of or {})
-            gst["identity"] = job.identity
-        seconds = time.perf_counter() - start
-        log.info("clean group %s (%d exposures): %.1f s", name, len(job.members), seconds)
+    record = group_record_path(ws, name)
+    with task_lock(record.parent / f".{name}.lock") as mine:
+        if not mine:
+            raise WorkspaceLockedError(f"cleaning group {name} is being run by another process (its lock is "
+                                       f"held); wait for it, then run the same command again")
+        with task_log(ws.log("clean", name)):
+            with warnings.catch_warnings():
+                if job.cfg["SUPPRESS_WARNINGS"]:
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                gst, est = _clean_or_promote(ws, job, name)
+                for stem in job.members:  # after every member's files: a partial group is redone
+                    identity.write(ws.output("clean", stem), job.identity, job.made_of or {})
+                gst["identity"] = job.identity
+                write_json(record, {"group": gst, "exposures": est})  # last: the group is done
+            seconds = time.perf_counter() - start
+            log.info("clean group %s (%d exposures): %.1f s", name, len(job.members), seconds)
     label = f"{job.label} " if job.label else ""
     return {"group": gst, "exposures": est,
             "outcome": Outcome("clean", f"{label}{name}", True, seconds, 0.0, peak_rss_mb())}
@@ -151,16 +168,35 @@ def group_identity(ws: Workspace, members: list[str], cfg: dict, label: str, fir
     return made_of
 
 
+def cleaning_groups(files: dict[str, Path]) -> dict[tuple, list[str]]:
+    """{group key: sorted stems} of ``{stem: file}``, from the files' primary headers (cal files,
+    or uncal files to plan ahead: stages 1 and 2 do not change the keywords of the key)."""
+    return sb.group_by_key({stem: header_key(path) for stem, path in files.items()})
+
+
+def _current_record(ws: Workspace, name: str, members: list[str], ident: str) -> dict | None:
+    """The group's record when the group is done with identity ``ident`` (record and every
+    member's cleaned file), else None."""
+    record = _load_json(group_record_path(ws, name))
+    if record.get("group", {}).get("identity") != ident:
+        return None
+    if not all(identity.is_current(ws.output("clean", s), ident) for s in members):
+        return None
+    return record
+
+
 def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = True, label: str = "",
-              first: Workspace | None = None) -> CleanResult:
+              first: Workspace | None = None, only: list[str] | None = None) -> CleanResult:
     """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE), the groups
     in parallel in ``pool`` (a :class:`reduce.workers.WorkerPool`; one of one worker if None).
 
     ``first`` (second pass): the first pass's workspace, whose projected masks are added
     to each exposure's own (:mod:`.second_pass`); ``label`` names the pass in the summary
-    file. A group is redone when any of its cleaned files lacks the identity of this run's
-    cleaning of it (:func:`group_identity`: changed inputs, parameters, pass, masks or
-    versions)."""
+    file. A group is redone when its record or any of its cleaned files lacks the identity of
+    this run's cleaning of it (:func:`group_identity`: changed inputs, parameters, pass, masks
+    or versions). ``only``: clean these groups only (by name; ``[]``: none), the others are
+    reported as done or listed in ``CleanResult.pending`` (an HPC task per group)."""
+    from ..errors import InputError
     from ..workspace import FirstPass
 
     cal = {s: ws.output("stage2", s) for s in stems if ws.output("stage2", s).exists()}
@@ -172,39 +208,36 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
         notes.append("cleaning off (MEDIAN_FILTER and SUPER_BKG_SUB are false): stage 3 uses the stage-2 cal files")
         return CleanResult(files=list(cal.values()), notes=notes)
 
-    keys = {stem: header_key(path) for stem, path in cal.items()}
-    groups = sb.group_by_key(keys)
+    groups = cleaning_groups(cal)
+    names = {group_name(k) for k in groups}
+    unknown = sorted(set(only or []) - names)
+    if unknown:
+        raise InputError(f"no cleaning group {', '.join(unknown)} in this workspace (groups: "
+                         f"{', '.join(sorted(names))})")
 
-    summary_path = ws.dir("clean") / "clean_summary.json"
-    previous = _load_json(summary_path)
-    first_summary = _load_json(first.dir("clean") / "clean_summary.json") if first is not None else {}
     out_groups: dict[str, dict] = {}
     out_exp: dict[str, dict] = {}
     n_done = 0
     jobs: list[GroupJob] = []
+    pending: list[str] = []
     for key, members in groups.items():
         name = group_name(key)
         made_of = group_identity(ws, members, cfg, label, first)
         ident = identity.digest(made_of)
-        prev = previous.get("groups", {}).get(name)
-        if not cfg["OVERWRITE"] and all(identity.is_current(ws.output("clean", s), ident) for s in members):
-            out_groups[name] = {**(prev or {"name": name, "members": members}), "skipped": True}
-            for s in members:
-                out_exp[s] = previous.get("exposures", {}).get(s, {"stem": s, "group": name})
+        record = None if cfg["OVERWRITE"] and (only is None or name in only) else _current_record(
+            ws, name, members, ident)
+        if record is not None:
+            out_groups[name] = {**record["group"], "skipped": True}
+            out_exp.update({e["stem"]: e for e in record["exposures"]})
             n_done += 1
+            continue
+        if only is not None and name not in only:
+            pending.append((name, members, ident))
             continue
         job = GroupJob(str(ws.root), isinstance(ws, FirstPass), key, members, dict(cfg), qa, label,
                        first=str(first.root) if first is not None else None, identity=ident, made_of=made_of)
         if first is not None:
-            from .pass_files import mask_path
-
-            p1 = first_summary.get("groups", {}).get(name)
-            if (p1 and sorted(p1.get("members", [])) == sorted(members)
-                    and not any(mask_path(first, s).is_file() for s in members)
-                    and all(s in first_summary.get("exposures", {}) for s in members)):
-                job.promote = True
-                job.previous = {"group": {k: v for k, v in p1.items() if k != "skipped"},
-                                "exposures": {s: first_summary["exposures"][s] for s in members}}
+            _plan_promotion(job, first, name, members)
         jobs.append(job)
 
     if pool is None:
@@ -218,19 +251,21 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
         out_groups[group_name(job.key)] = res["group"]
         for e in res["exposures"]:
             out_exp[e["stem"]] = e
+    # groups left to other processes may have finished meanwhile (each writes its record before
+    # looking here): whoever finds every group done writes the summary
+    for name, members, ident in list(pending):
+        record = _current_record(ws, name, members, ident)
+        if record is not None:
+            pending.remove((name, members, ident))
+            out_groups[name] = {**record["group"], "skipped": True}
+            out_exp.update({e["stem"]: e for e in record["exposures"]})
     out_groups = dict(sorted(out_groups.items()))
     out_exp = {s: out_exp[s] for s in cal if s in out_exp}
-
-    summary = {"parameters": {k: cfg[k] for k in CLEAN_PARAMETERS},
-               "pass": label,
-               "bad_pixels": f"DQ flags outside good_bits {dqflags.stage3_good_bits(cfg)!r} (stage 3's resample), "
-                             "non-finite SCI or ERR",
-               "dq_filled": (f"DO_NOT_USE cleared, FLUX_ESTIMATED set, VAR_RNOISE x {FILLED_VARIANCE_FACTOR:g} "
-                             "(ivm weight 1e-4 of a measured pixel)"),
-               "template_variance": TEMPLATE_VARIANCE,
-               "map_bits": MAP_BITS,
-               "groups": out_groups, "exposures": out_exp}
-    write_json(summary_path, summary)
+    pending = [name for name, _, _ in pending]
+    if not pending:
+        _write_summary(ws, cfg, label, out_groups, out_exp)
+    else:
+        notes.append(f"cleaning: {len(pending)} group(s) not cleaned yet: {', '.join(pending)}")
 
     n_tmpl = sum(1 for g in out_groups.values() if g.get("template"))
     n_b2d = sum(1 for g in out_groups.values() if g.get("method") == "background2d")
@@ -253,7 +288,35 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
                      "interpolated from its surroundings there; CLEANMAP bit UNCOVERED)")
     files = [ws.output("clean", s) for s in cal]
     return CleanResult(files=files, notes=notes, exposures=out_exp, groups=out_groups,
-                       outcomes=[r["outcome"] for r in results])
+                       outcomes=[r["outcome"] for r in results], pending=pending)
+
+
+def _plan_promotion(job: GroupJob, first: Workspace, name: str, members: list[str]) -> None:
+    """Second pass: a group none of whose members has a projected mask is promoted from pass 1
+    (same members, pass 1 done): ``job.promote`` and pass 1's records in ``job.previous``."""
+    from .pass_files import mask_path
+
+    p1 = _load_json(group_record_path(first, name))
+    if (p1 and sorted(p1["group"].get("members", [])) == sorted(members)
+            and not any(mask_path(first, s).is_file() for s in members)
+            and sorted(e["stem"] for e in p1["exposures"]) == sorted(members)):
+        job.promote = True
+        job.previous = {"group": {k: v for k, v in p1["group"].items() if k not in ("skipped", "identity")},
+                        "exposures": {e["stem"]: e for e in p1["exposures"]}}
+
+
+def _write_summary(ws: Workspace, cfg: dict, label: str, groups: dict, exposures: dict) -> None:
+    """``clean/clean_summary.json`` of a pass whose every group is done."""
+    summary = {"parameters": {k: cfg[k] for k in CLEAN_PARAMETERS},
+               "pass": label,
+               "bad_pixels": f"DQ flags outside good_bits {dqflags.stage3_good_bits(cfg)!r} (stage 3's resample), "
+                             "non-finite SCI or ERR",
+               "dq_filled": (f"DO_NOT_USE cleared, FLUX_ESTIMATED set, VAR_RNOISE x {FILLED_VARIANCE_FACTOR:g} "
+                             "(ivm weight 1e-4 of a measured pixel)"),
+               "template_variance": TEMPLATE_VARIANCE,
+               "map_bits": MAP_BITS,
+               "groups": groups, "exposures": exposures}
+    write_json(ws.dir("clean") / "clean_summary.json", summary)
 
 
 def _load_json(path: Path) -> dict:

@@ -14,12 +14,12 @@ from .app import (DEFAULT_WORKDIR, ConfigOpt, CrdsPathOpt, JobsOpt, OverwriteOpt
                   workdir_from)
 
 
-def run_reduction(input_dir, workdir, cfg, crds_path, crds_context=None, stages=None, only=None, package=True):
+def run_reduction(input_dir, workdir, cfg, crds_path, crds_context=None, stages=None, scope=None, package=True):
     from .. import orchestrate
 
     kwargs = {"stages": stages} if stages else {}
-    summary = orchestrate.reduce_folder(input_dir, workdir, cfg, crds_path=crds_path,
-                                        crds_context=crds_context, only=only, package=package, **kwargs)
+    summary = orchestrate.reduce_folder(input_dir, workdir, cfg, crds_path=crds_path, crds_context=crds_context,
+                                        scope=scope or orchestrate.Scope(), package=package, **kwargs)
     orchestrate.print_summary(summary)
     _raise_disk_full(summary)
     orchestrate.raise_on_failures(summary)
@@ -49,16 +49,24 @@ def run(input: Path = typer.Argument(..., help="folder of *_uncal.fits files, or
     run_reduction(input, workdir, cfg, crds_path)
 
 
+def _workspace_config(workspace: Path, config, jobs, overwrite) -> dict:
+    check_folder(workspace, "workspace")
+    own = workspace / "config.toml"
+    return config_from(config or (own if own.is_file() else None), jobs, overwrite)
+
+
+ExposureOpt = typer.Option(None, "--exposure", "-e", help="only this exposure (repeatable; for HPC arrays)")
+
+
 def _stage_command(stage: str, doc: str):
     def command(workspace: Path = typer.Argument(..., help="workspace of an earlier run"),
                 config: Optional[Path] = ConfigOpt, jobs: Optional[int] = JobsOpt,
                 overwrite: Optional[bool] = OverwriteOpt, crds_path: Optional[Path] = CrdsPathOpt,
-                exposure: Optional[list[str]] = typer.Option(None, "--exposure", "-e",
-                                                             help="only this exposure (repeatable; for HPC arrays)")):
-        check_folder(workspace, "workspace")
-        cfg = config_from(config or (workspace / "config.toml" if (workspace / "config.toml").is_file() else None),
-                      jobs, overwrite)
-        run_reduction(None, workspace, cfg, crds_path, stages=(stage,), only=exposure)
+                exposure: Optional[list[str]] = ExposureOpt):
+        from ..orchestrate import Scope
+
+        cfg = _workspace_config(workspace, config, jobs, overwrite)
+        run_reduction(None, workspace, cfg, crds_path, stages=(stage,), scope=Scope(exposures=tuple(exposure or ())))
 
     command.__doc__ = doc
     app.command(name=stage)(command)
@@ -66,7 +74,26 @@ def _stage_command(stage: str, doc: str):
 
 _stage_command("stage1", "Run stage 1 (Detector1: uncal -> rate) on a workspace.")
 _stage_command("stage2", "Run stage 2 (Image2: rate -> cal) on a workspace.")
-_stage_command("clean", "Run the cleaning between stage 2 and stage 3 on a workspace.")
+
+
+@app.command(name="clean")
+def clean(workspace: Path = typer.Argument(..., help="workspace of an earlier run"),
+          config: Optional[Path] = ConfigOpt, jobs: Optional[int] = JobsOpt,
+          overwrite: Optional[bool] = OverwriteOpt, crds_path: Optional[Path] = CrdsPathOpt,
+          group: Optional[list[str]] = typer.Option(None, "--group", "-g", help="only this cleaning group "
+                                                    "(repeatable; for HPC tasks; names: clean/groups/)"),
+          first_pass: bool = typer.Option(False, "--first-pass", help="the first of the two cleaning passes only"),
+          mosaic_mask: Optional[list[str]] = typer.Option(None, "--mosaic-mask", help="only the masks of this "
+                                                          "first-pass mosaic (repeatable; pass 1 must be done)")):
+    """Run the cleaning between stage 2 and stage 3 on a workspace (or one part of it)."""
+    from ..errors import ConfigError
+    from ..orchestrate import Scope
+
+    if mosaic_mask and (group or first_pass):
+        raise ConfigError("--mosaic-mask is a part of its own: give it without --group and --first-pass")
+    cfg = _workspace_config(workspace, config, jobs, overwrite)
+    scope = Scope(groups=tuple(group or ()), first_pass=first_pass, masks=tuple(mosaic_mask or ()))
+    run_reduction(None, workspace, cfg, crds_path, stages=("clean",), scope=scope)
 
 
 @app.command(name="stage3")
@@ -74,12 +101,15 @@ def stage3(workspace: Path = typer.Argument(..., help="workspace of an earlier r
            config: Optional[Path] = ConfigOpt, jobs: Optional[int] = JobsOpt,
            overwrite: Optional[bool] = OverwriteOpt, crds_path: Optional[Path] = CrdsPathOpt,
            package: bool = typer.Option(True, "--package/--no-package",
-                                        help="package the mosaics afterwards (as run does)")):
+                                        help="package the mosaics afterwards (as run does)"),
+           product: Optional[list[str]] = typer.Option(None, "--product", "-p", help="only this mosaic (repeatable; "
+                                                       "for HPC tasks: the cleaning must be done; no packaging)")):
     """Run stage 3 (Image3: cal -> i2d mosaics) on a workspace, then package the mosaics."""
-    check_folder(workspace, "workspace")
-    cfg = config_from(config or (workspace / "config.toml" if (workspace / "config.toml").is_file() else None),
-                      jobs, overwrite)
-    run_reduction(None, workspace, cfg, crds_path, stages=("stage3",), package=package)
+    from ..orchestrate import Scope
+
+    cfg = _workspace_config(workspace, config, jobs, overwrite)
+    run_reduction(None, workspace, cfg, crds_path, stages=("stage3",), package=package,
+                  scope=Scope(products=tuple(product or ())))
 
 
 @app.command()

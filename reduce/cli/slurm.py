@@ -1,8 +1,7 @@
 """``mirim-reduce slurm``: a workspace's stages as a chain of Slurm jobs (:mod:`reduce.hpc.slurm`).
 
     mirim-reduce slurm submit WORKSPACE [--input RAW] (--sif PATH | --native) [--partition P] [--account A]
-                              [--time STAGE=HH:MM:SS ...] [--mem STAGE=SIZE ...] [--cpus-clean N]
-                              [--cpus-stage3 N] [--array-limit N] [--dry-run]
+                              [--time STAGE=HH:MM:SS ...] [--mem STAGE=SIZE ...] [--array-limit N] [--dry-run]
     mirim-reduce slurm status WORKSPACE [--json]
     mirim-reduce slurm resubmit WORKSPACE [--dry-run]
     mirim-reduce slurm prepare WORKSPACE --input RAW      (the first job: records, no stage)
@@ -21,7 +20,8 @@ import typer
 from ..errors import ConfigError
 from .app import ConfigOpt, CrdsPathOpt, app, config_from
 
-slurm_app = typer.Typer(no_args_is_help=True, help="Run a workspace's stages as Slurm jobs (arrays over exposures).")
+slurm_app = typer.Typer(no_args_is_help=True, help="Run a workspace's stages as Slurm jobs (arrays over exposures, "
+                        "cleaning groups and mosaics).")
 app.add_typer(slurm_app, name="slurm")
 
 WorkspaceArg = typer.Argument(..., help="workspace folder (on the cluster's shared file system)")
@@ -58,17 +58,16 @@ def submit(workspace: Path = WorkspaceArg,
            config: Optional[Path] = ConfigOpt, crds_path: Optional[Path] = CrdsPathOpt,
            partition: Optional[str] = typer.Option(None, "--partition", "-p"),
            account: Optional[str] = typer.Option(None, "--account", "-A"),
-           time: Optional[list[str]] = typer.Option(None, "--time", help="STAGE=HH:MM:SS (repeatable; stages: "
-                                                    "prepare stage1 stage2 clean stage3 package)"),
+           time: Optional[list[str]] = typer.Option(None, "--time", help="STAGE=HH:MM:SS per task (repeatable; "
+                                                    "stages: prepare stage1 stage2 clean1 masks clean stage3 package)"),
            mem: Optional[list[str]] = typer.Option(None, "--mem", help="STAGE=SIZE per job or array task, e.g. "
                                                    "stage1=3G (repeatable)"),
-           cpus_clean: Optional[int] = typer.Option(None, "--cpus-clean", min=1, help="cores (workers) of the "
-                                                    "cleaning job"),
-           cpus_stage3: Optional[int] = typer.Option(None, "--cpus-stage3", min=1, help="cores of the stage-3 job"),
            array_limit: Optional[int] = typer.Option(None, "--array-limit", min=1, help="at most N array tasks "
                                                      "at once (%N)"),
            dry_run: bool = DryRunOpt):
-    """Write WORKSPACE/slurm/*.sh and submit the chain: prepare, stage 1 and stage 2 arrays, clean, stage 3, package."""
+    """Write WORKSPACE/slurm/*.sh and submit the chain: prepare; stage 1 and 2 arrays over exposures; the cleaning's
+    arrays over groups (first pass, then the first-pass mosaics' masks, then the final pass); stage 3 over mosaics;
+    package. Every task runs on one core."""
     from ..hpc import slurm
     from ..hpc.slurm_plan import Options
 
@@ -78,12 +77,11 @@ def submit(workspace: Path = WorkspaceArg,
         raise ConfigError("--crds-path is for --native: a SIF uses the CRDS cache in the image")
     if sif is not None and not sif.is_file():
         raise ConfigError(f"--sif {sif}: no such file")
-    cpus = {k: v for k, v in (("clean", cpus_clean), ("stage3", cpus_stage3)) if v}
     opts = Options(sif=sif.absolute() if sif else None,
                    native=[sys.executable, "-m", "reduce.cli"] if native else None,
                    input=input, config=config.absolute() if config else None,
                    crds_path=crds_path.absolute() if crds_path else None, partition=partition, account=account,
-                   time=_per_stage(time, "--time"), mem=_per_stage(mem, "--mem"), cpus=cpus, array_limit=array_limit)
+                   time=_per_stage(time, "--time"), mem=_per_stage(mem, "--mem"), array_limit=array_limit)
     rnd = slurm.submit(workspace, opts, dry_run=dry_run)
     _print_round(rnd, dry_run)
 

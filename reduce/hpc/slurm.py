@@ -18,7 +18,7 @@ from ..errors import ReduceError
 from ..fsutil import write_text
 from . import slurm_plan as plan_mod
 from . import slurm_state as state_mod
-from .slurm_plan import ARRAY_STAGES, STAGES, Options
+from .slurm_plan import ARRAY_STAGES, LISTS, PRODUCT_STAGES, STAGES, Options
 
 
 class SlurmError(ReduceError):
@@ -58,11 +58,39 @@ def status(ws: Path) -> list[state_mod.TaskState]:
     return state_mod.task_states(ws, record, q)
 
 
-def write_scripts(ws: Path, stems: list[str], opts: Options) -> None:
-    """``WS/slurm/exposures.txt`` and one script per stage (prepare only when the input is known)."""
+def plan_lists(ws: Path, exposures: dict[str, Path], cfg: dict) -> dict[str, list[str]]:
+    """The array stages' lists: the exposures (``{stem: uncal file}``), and the cleaning groups
+    and mosaics made of them, from each exposure's stage-2 cal file when it is done, else from
+    its uncal file's primary header (stages 1 and 2 keep the keywords groups and mosaics are
+    made of)."""
+    import logging
+
+    from ..clean.group import group_name
+    from ..clean.step import cleaning_groups
+    from ..stages.stage3 import mosaic_groups
+
+    files = {}
+    for stem, uncal in exposures.items():
+        cal = Path(ws) / "stage2" / f"{stem}_cal.fits"
+        files[stem] = cal if state_mod.is_done(ws, "stage2", stem) else Path(uncal)
+    stage3_log = logging.getLogger("reduce.stages.stage3")
+    level = stage3_log.level
+    stage3_log.setLevel(logging.ERROR)  # uncal names are in no image3 association's members
+    try:
+        mosaics = list(mosaic_groups(list(files.values()), cfg["mosaic_per"]))
+    finally:
+        stage3_log.setLevel(level)
+    return {"exposures": list(exposures), "groups": [group_name(k) for k in cleaning_groups(files)],
+            "mosaics": mosaics}
+
+
+def write_scripts(ws: Path, lists: dict[str, list[str]], opts: Options, stages: tuple[str, ...]) -> None:
+    """``WS/slurm/<exposures|groups|mosaics>.txt`` and one script per stage (prepare only when
+    the input is known)."""
     (plan_mod.slurm_dir(ws) / "logs").mkdir(parents=True, exist_ok=True)
-    write_text(plan_mod.exposures_file(ws), "".join(f"{s}\n" for s in stems))
-    for stage in STAGES:
+    for name, items in lists.items():
+        write_text(plan_mod.list_file(ws, name), "".join(f"{s}\n" for s in items))
+    for stage in stages:
         if stage == "prepare" and opts.input is None:
             continue
         path = plan_mod.script_path(ws, stage)
@@ -70,18 +98,23 @@ def write_scripts(ws: Path, stems: list[str], opts: Options) -> None:
         path.chmod(0o755)
 
 
-def submit_round(ws: Path, stems: list[str], opts: Options, todo: dict, *, dry_run: bool = False) -> Round:
+def submit_round(ws: Path, lists: dict[str, list[str]], opts: Options, todo: dict, stages: tuple[str, ...], *,
+                 dry_run: bool = False) -> Round:
     """sbatch every planned job, each after those planned before it; record each in jobs.json."""
-    jobs = plan_mod.plan(stems, todo)
+    jobs = plan_mod.plan(lists, todo, stages)
     rnd = Round()
     record = state_mod.load_jobs(ws)
     entry = {"submitted": _dt.datetime.now().isoformat(timespec="seconds"), "jobs": rnd.jobs}
     if not dry_run:
         record["options"] = opts.to_json()
+        record["stages"] = list(stages)
         record["rounds"].append(entry)
-        for job in jobs:  # a stage submitted again must not count as done from an older run
+        for job in jobs:  # a task submitted again must not count as done from an older run
             if job.stage not in ARRAY_STAGES:
                 plan_mod.done_marker(ws, job.stage).unlink(missing_ok=True)
+            elif job.stage not in PRODUCT_STAGES:
+                for i in job.indices:
+                    plan_mod.done_marker(ws, job.stage, lists[LISTS[job.stage]][i]).unlink(missing_ok=True)
     ids: dict[str, str] = {}
     for job in jobs:
         deps = [ids[s] for s in job.after]
@@ -94,6 +127,14 @@ def submit_round(ws: Path, stems: list[str], opts: Options, todo: dict, *, dry_r
         if not dry_run:
             state_mod.save_jobs(ws, record)
     return rnd
+
+
+def _config(ws: Path, opts: Options) -> dict:
+    """The configuration the jobs will run with: ``--config``, else the workspace's, else the defaults."""
+    from .. import config as config_mod
+
+    own = Path(ws) / "config.toml"
+    return config_mod.load(opts.config or (own if own.is_file() else None))
 
 
 def _check_idle(ws: Path) -> list[str]:
@@ -115,44 +156,57 @@ def submit(ws: Path, opts: Options, *, dry_run: bool = False) -> Round:
     ws = Path(ws).absolute()
     if opts.input is not None:
         opts.input = Path(opts.input).absolute()
-        stems = [e.stem for e in inputs.select(opts.input).exposures]
+        exposures = {e.stem: e.path for e in inputs.select(opts.input).exposures}
     else:
         selection = inputs.load_record(ws)  # InputError when there is none: give --input
-        stems = [e.stem for e in selection.exposures]
+        exposures = {e.stem: e.path for e in selection.exposures}
         folders = {e.path.resolve().parent for e in selection.exposures}
         opts.binds = [*opts.binds, *sorted(f for f in folders if not f.is_relative_to(ws.resolve()))]
     blocked = [] if dry_run or not state_mod.load_jobs(ws)["rounds"] else _check_idle(ws)
-    write_scripts(ws, stems, opts)
-    todo = state_mod.todo(ws, stems)
+    cfg = _config(ws, opts)
+    stages = plan_mod.stages_for(cfg)
+    lists = plan_lists(ws, exposures, cfg)
+    write_scripts(ws, lists, opts, stages)
+    todo = state_mod.todo(ws, lists, stages)
     if opts.input is not None:  # records written again from the folder (a new file is picked up)
-        todo = state_mod.todo_after(todo, "prepare")
+        todo = state_mod.todo_after(todo, "prepare", lists)
     rnd = Round(cancelled=blocked)
     if blocked:
         _run(["scancel", *blocked])
-    sub = submit_round(ws, stems, opts, todo, dry_run=dry_run)
+    sub = submit_round(ws, lists, opts, todo, stages, dry_run=dry_run)
     rnd.argv, rnd.jobs = sub.argv, sub.jobs
     return rnd
 
 
 def resubmit(ws: Path, *, dry_run: bool = False) -> Round:
     """Cancel jobs blocked by a failed dependency, then submit only what is not done (and what
-    depends on it) with the scripts and options of the first submission."""
+    depends on it) with the options of the first submission; the groups and mosaics are planned
+    again (from the cal files, once stage 2 is done)."""
+    from .. import inputs
+
     ws = Path(ws).absolute()
     record = state_mod.load_jobs(ws)
     if not record.get("options"):
         raise SlurmError(f"{ws} has no Slurm submission (no {state_mod.jobs_path(ws)}): "
                          f"use `mirim-reduce slurm submit`")
     opts = Options.from_json(record["options"])
-    stems = state_mod.read_stems(ws)
     blocked = _check_idle(ws)
-    todo = state_mod.todo(ws, stems)
-    if todo["prepare"] and opts.input is None:
-        raise SlurmError(f"{ws} has no recorded inputs and no input folder: "
-                         f"use `mirim-reduce slurm submit --input RAW`")
+    try:
+        exposures = {e.stem: e.path for e in inputs.load_record(ws).exposures}
+    except ReduceError:
+        if opts.input is None:
+            raise SlurmError(f"{ws} has no recorded inputs and no input folder: "
+                             f"use `mirim-reduce slurm submit --input RAW`") from None
+        exposures = {e.stem: e.path for e in inputs.select(opts.input).exposures}
+    cfg = _config(ws, opts)
+    stages = plan_mod.stages_for(cfg)
+    lists = plan_lists(ws, exposures, cfg)
+    write_scripts(ws, lists, opts, stages)
+    todo = state_mod.todo(ws, lists, stages)
     rnd = Round(cancelled=blocked)
     if blocked and not dry_run:
         _run(["scancel", *blocked])
-    sub = submit_round(ws, stems, opts, todo, dry_run=dry_run)
+    sub = submit_round(ws, lists, opts, todo, stages, dry_run=dry_run)
     rnd.argv, rnd.jobs = sub.argv, sub.jobs
     return rnd
 

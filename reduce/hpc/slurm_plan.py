@@ -1,18 +1,24 @@
 """Slurm job scripts and their dependency chain for one workspace (pure: no Slurm needed).
 
-One job (or job array) per stage, in data-flow order::
+One job or job array per stage, in data-flow order; an array has one task per exposure,
+cleaning group or mosaic::
 
-    prepare   mirim-reduce slurm prepare WS --input RAW   (records inputs, config, CRDS check)
-    stage1    array over exposures: mirim-reduce stage1 WS --exposure STEM --jobs 1
-    stage2    array over exposures: mirim-reduce stage2 WS --exposure STEM --jobs 1
-    clean     mirim-reduce clean WS --jobs N                (both cleaning passes)
-    stage3    mirim-reduce stage3 WS --jobs N
-    package   mirim-reduce package WS
+    prepare  mirim-reduce slurm prepare WS --input RAW       (records inputs, config, CRDS check)
+    stage1   per exposure: mirim-reduce stage1 WS --exposure NAME --jobs 1
+    stage2   per exposure: mirim-reduce stage2 WS --exposure NAME --jobs 1
+    clean1   per group:    mirim-reduce clean WS --group NAME --first-pass --jobs 1   (two passes only)
+    masks    per mosaic:   mirim-reduce clean WS --mosaic-mask NAME --jobs 1         (two passes only)
+    clean    per group:    mirim-reduce clean WS --group NAME --jobs 1
+    stage3   per mosaic:   mirim-reduce stage3 WS --product NAME --no-package --jobs 1
+    package  mirim-reduce package WS
 
 each started only after the job submitted before it in the same round succeeded
 (``--dependency=afterok:JOBID``; for an array, after all of its tasks). An array task finds its
-exposure in ``WS/slurm/exposures.txt`` (line ``SLURM_ARRAY_TASK_ID + 1``), so a resubmission
-runs the same script on some indices only.
+name in ``WS/slurm/<exposures|groups|mosaics>.txt`` (line ``SLURM_ARRAY_TASK_ID + 1``), so a
+resubmission runs the same script on some indices only. The groups and mosaics are planned
+from the cal files when stage 2 is done, else from the uncal files' primary headers (the
+keywords they are made of do not change in stages 1 and 2); a task whose name is no longer a
+group or mosaic of the workspace fails with a message to resubmit.
 """
 
 from __future__ import annotations
@@ -21,21 +27,34 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STAGES = ("prepare", "stage1", "stage2", "clean", "stage3", "package")
-ARRAY_STAGES = ("stage1", "stage2")
+STAGES = ("prepare", "stage1", "stage2", "clean1", "masks", "clean", "stage3", "package")
+#: The list each array stage runs over (``WS/slurm/<list>.txt``).
+LISTS = {"stage1": "exposures", "stage2": "exposures", "clean1": "groups", "masks": "mosaics",
+         "clean": "groups", "stage3": "mosaics"}
+ARRAY_STAGES = tuple(LISTS)
+#: Array stages whose task is done when its exposure's product has its identity; the others
+#: are done when their script marked them (``slurm/done/<stage>/<name>``).
+PRODUCT_STAGES = ("stage1", "stage2")
+TWO_PASS_STAGES = ("clean1", "masks")  # only when the configuration runs two cleaning passes
 JOB_PREFIX = "mirim-"
-STEM = "$STEM"  # the exposure of an array task, set by the script
+NAME = "$NAME"  # the exposure, group or mosaic of an array task, set by the script
 
-#: Time limits (HH:MM:SS) per stage: generous for a MIRI program of tens of full-frame exposures.
-DEFAULT_TIME = {"prepare": "00:30:00", "stage1": "02:00:00", "stage2": "01:00:00", "clean": "04:00:00",
-                "stage3": "08:00:00", "package": "01:00:00"}
-#: Cores per job: one exposure per array task; the cleaning and stage 3 run groups/mosaics in parallel.
-DEFAULT_CPUS = {"prepare": 1, "stage1": 1, "stage2": 1, "clean": 4, "stage3": 4, "package": 1}
-#: Memory, MB: the main process (~0.5 GB with jwst's imports) plus per worker the benchmark's peak
-#: RSS (stage 1 ~1.1 GB on full-frame exposures; the cleaning ~0.5 GB per worker); stage 3 and
-#: packaging are not benchmarked per worker: 3 GB per worker is a margin, not a measurement.
+#: Time limits (HH:MM:SS) per task: generous for full-frame exposures and mosaics of tens of them.
+DEFAULT_TIME = {"prepare": "00:30:00", "stage1": "02:00:00", "stage2": "01:00:00", "clean1": "02:00:00",
+                "masks": "02:00:00", "clean": "02:00:00", "stage3": "04:00:00", "package": "01:00:00"}
+#: Memory, MB: the main process (~0.5 GB with jwst's imports, 1 GB allowed) plus its one worker:
+#: the benchmarks' peak RSS per worker is ~1.1 GB for stage 1 and for the cleaning of full-frame
+#: exposures (1135 MB); stage 3 and the mask mosaics (tweakreg + resample) are not benchmarked
+#: per task: 3 GB is a margin, not a measurement (``--mem stage3=...`` for large mosaics).
 MAIN_MB = 1024
-WORKER_MB = {"prepare": 1024, "stage1": 1536, "stage2": 1536, "clean": 512, "stage3": 3072, "package": 1024}
+WORKER_MB = {"prepare": 1024, "stage1": 1536, "stage2": 1536, "clean1": 1536, "masks": 3072, "clean": 1536,
+             "stage3": 3072, "package": 1024}
+
+
+def stages_for(cfg: dict) -> tuple[str, ...]:
+    """The stages a configuration runs (the first pass and its masks only with two passes)."""
+    two = bool(cfg.get("clean_second_pass") and cfg.get("SUPER_BKG_SUB"))
+    return tuple(s for s in STAGES if two or s not in TWO_PASS_STAGES)
 
 
 @dataclass
@@ -52,22 +71,15 @@ class Options:
     partition: str | None = None
     account: str | None = None
     time: dict[str, str] = field(default_factory=dict)   # stage -> HH:MM:SS (else DEFAULT_TIME)
-    mem: dict[str, str] = field(default_factory=dict)    # stage -> Slurm size (else MAIN_MB + workers)
-    cpus: dict[str, int] = field(default_factory=dict)   # stage -> cores (else DEFAULT_CPUS)
+    mem: dict[str, str] = field(default_factory=dict)    # stage -> Slurm size (else MAIN_MB + WORKER_MB)
     array_limit: int | None = None        # at most this many array tasks at once (``%N``)
 
     def __post_init__(self):
         if (self.sif is None) == (self.native is None):
             raise ValueError("give exactly one of a SIF or a native command")
 
-    def cpus_for(self, stage: str) -> int:
-        return int(self.cpus.get(stage, DEFAULT_CPUS[stage]))
-
     def mem_for(self, stage: str) -> str:
-        if stage in self.mem:
-            return str(self.mem[stage])
-        workers = 1 if stage in ("prepare", "stage1", "stage2", "package") else self.cpus_for(stage)
-        return f"{MAIN_MB + WORKER_MB[stage] * workers}M"
+        return str(self.mem.get(stage, f"{MAIN_MB + WORKER_MB[stage]}M"))
 
     def time_for(self, stage: str) -> str:
         return str(self.time.get(stage, DEFAULT_TIME[stage]))
@@ -87,17 +99,19 @@ def slurm_dir(ws: Path) -> Path:
     return Path(ws) / "slurm"
 
 
-def exposures_file(ws: Path) -> Path:
-    return slurm_dir(ws) / "exposures.txt"
+def list_file(ws: Path, name: str) -> Path:
+    """``WS/slurm/<name>.txt``: the exposures, groups or mosaics of the array stages, one per line."""
+    return slurm_dir(ws) / f"{name}.txt"
 
 
 def script_path(ws: Path, stage: str) -> Path:
     return slurm_dir(ws) / f"{stage}.sh"
 
 
-def done_marker(ws: Path, stage: str) -> Path:
-    """Written by a whole-workspace job when its command succeeded (prepare, clean, stage3, package)."""
-    return slurm_dir(ws) / "done" / stage
+def done_marker(ws: Path, stage: str, name: str | None = None) -> Path:
+    """Written by a job's script when its command succeeded: ``slurm/done/<stage>`` for a
+    whole-workspace job, ``slurm/done/<stage>/<name>`` for a group's or mosaic's task."""
+    return slurm_dir(ws) / "done" / stage / name if name else slurm_dir(ws) / "done" / stage
 
 
 def log_pattern(ws: Path, stage: str) -> str:
@@ -112,17 +126,23 @@ def log_file(ws: Path, stage: str, job_id: str, index: int | None = None) -> Pat
 
 
 def mirim_args(stage: str, ws: Path, opts: Options) -> list[str]:
-    """The mirim-reduce arguments of a stage's job (``$STEM`` for an array task's exposure)."""
+    """The mirim-reduce arguments of a stage's job (``$NAME`` for an array task's name)."""
     ws = str(ws)
     if stage == "prepare":
         if opts.input is None:
             raise ValueError("the prepare job needs the input folder")
         args = ["slurm", "prepare", ws, "--input", str(opts.input)]
         args += ["--config", str(opts.config)] if opts.config else []
-    elif stage in ARRAY_STAGES:
-        args = [stage, ws, "--exposure", STEM, "--jobs", "1"]
-    elif stage in ("clean", "stage3"):
-        args = [stage, ws, "--jobs", str(opts.cpus_for(stage))] + (["--no-package"] if stage == "stage3" else [])
+    elif stage in PRODUCT_STAGES:
+        args = [stage, ws, "--exposure", NAME, "--jobs", "1"]
+    elif stage == "clean1":
+        args = ["clean", ws, "--group", NAME, "--first-pass", "--jobs", "1"]
+    elif stage == "masks":
+        args = ["clean", ws, "--mosaic-mask", NAME, "--jobs", "1"]
+    elif stage == "clean":
+        args = ["clean", ws, "--group", NAME, "--jobs", "1"]
+    elif stage == "stage3":
+        args = ["stage3", ws, "--product", NAME, "--no-package", "--jobs", "1"]
     elif stage == "package":
         return ["package", ws]
     else:
@@ -157,12 +177,12 @@ def command(stage: str, ws: Path, opts: Options) -> list[str]:
 
 
 def _quote(arg: str) -> str:
-    return '"$STEM"' if arg == STEM else shlex.quote(arg)
+    return '"$NAME"' if arg == NAME else shlex.quote(arg)
 
 
 def sbatch_directives(stage: str, ws: Path, opts: Options) -> list[str]:
     lines = [f"--job-name={JOB_PREFIX}{stage}", f"--output={log_pattern(ws, stage)}",
-             "--nodes=1", "--ntasks=1", f"--cpus-per-task={opts.cpus_for(stage)}",
+             "--nodes=1", "--ntasks=1", "--cpus-per-task=1",
              f"--mem={opts.mem_for(stage)}", f"--time={opts.time_for(stage)}",
              # SIGTERM to the batch shell 5 minutes before the time limit; the script passes it on,
              # mirim-reduce stops cleanly (exit 130) and a resubmission resumes.
@@ -180,9 +200,11 @@ def job_script(stage: str, ws: Path, opts: Options) -> str:
     out += [f"#SBATCH {d}" for d in sbatch_directives(stage, ws, opts)]
     out += ["set -uo pipefail", f"WS={shlex.quote(str(ws))}"]
     if stage in ARRAY_STAGES:
-        out += ['STEM=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$WS/slurm/exposures.txt")',
-                '[ -n "$STEM" ] || { echo "no exposure for array task $SLURM_ARRAY_TASK_ID" >&2; exit 3; }',
-                f'echo "mirim-reduce {stage} $STEM: job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} '
+        what = LISTS[stage]
+        out += [f'NAME=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$WS/slurm/{what}.txt")',
+                f'[ -n "$NAME" ] || {{ echo "no line $((SLURM_ARRAY_TASK_ID + 1)) in $WS/slurm/{what}.txt: run '
+                f'mirim-reduce slurm resubmit" >&2; exit 3; }}',
+                f'echo "mirim-reduce {stage} $NAME: job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} '
                 f'on $(hostname), $(date -Is)"']
     else:
         out += [f'echo "mirim-reduce {stage}: job $SLURM_JOB_ID on $(hostname), $(date -Is)"']
@@ -198,8 +220,10 @@ def job_script(stage: str, ws: Path, opts: Options) -> str:
             'while kill -0 "$child" 2>/dev/null; do wait "$child"; done',
             'wait "$child"; rc=$?  # the command\'s own exit status (bash keeps it)',
             'echo "mirim-reduce exit code $rc, $(date -Is)"']
-    if stage not in ARRAY_STAGES:  # an exposure's own output says it is done; a whole stage says it here
+    if stage not in ARRAY_STAGES:  # an exposure's own output says it is done; the other tasks say it here
         out += [f'if [ "$rc" = 0 ]; then mkdir -p "$WS/slurm/done" && touch "$WS/slurm/done/{stage}"; fi']
+    elif stage not in PRODUCT_STAGES:
+        out += [f'if [ "$rc" = 0 ]; then mkdir -p "$WS/slurm/done/{stage}" && touch "$WS/slurm/done/{stage}/$NAME"; fi']
     out += ["exit $rc", ""]
     return "\n".join(out)
 
@@ -209,7 +233,7 @@ class PlannedJob:
     """One sbatch call: a stage's script, for some array indices (array stages), after ``after``."""
 
     stage: str
-    indices: list[int] | None = None  # array indices into exposures.txt
+    indices: list[int] | None = None  # array indices into the stage's list
     after: list[str] = field(default_factory=list)  # stages submitted before it in this round
 
     def array_spec(self, limit: int | None) -> str | None:
@@ -234,16 +258,18 @@ def compress(indices: list[int]) -> str:
     return ",".join(parts)
 
 
-def plan(stems: list[str], todo: dict[str, object]) -> list[PlannedJob]:
-    """The jobs of one round. ``todo``: for array stages the stems still to do, for the others
-    True/False; a stage with nothing to do is left out, and every job depends on the one
-    planned before it (so, in turn, on all of them)."""
+def plan(lists: dict[str, list[str]], todo: dict[str, object], stages: tuple[str, ...] = STAGES
+         ) -> list[PlannedJob]:
+    """The jobs of one round. ``lists``: the exposures, groups and mosaics (``LISTS``); ``todo``:
+    for array stages the names still to do, for the others True/False; a stage with nothing to
+    do (or not in ``stages``) is left out, and every job depends on the one planned before it
+    (so, in turn, on all of them)."""
     jobs: list[PlannedJob] = []
-    for stage in STAGES:
+    for stage in stages:
         want = todo.get(stage)
         if not want:
             continue
-        indices = [stems.index(s) for s in want] if stage in ARRAY_STAGES else None
+        indices = [lists[LISTS[stage]].index(n) for n in want] if stage in ARRAY_STAGES else None
         jobs.append(PlannedJob(stage, indices, after=[jobs[-1].stage] if jobs else []))
     return jobs
 

@@ -1,11 +1,12 @@
 """What a Slurm round of a workspace has done: ``WS/slurm/jobs.json`` (the submitted jobs, by
-round), which tasks are done (their outputs exist), and the state of the others from squeue.
+round), which tasks are done, and the state of the others from squeue.
 
-A task is *done* when its output exists: ``stage1/<stem>_rate.fits``, ``stage2/<stem>_cal.fits``,
-for prepare ``inputs.json`` and ``crds.json``, for the whole-workspace jobs the marker their
-script writes on success (``slurm/done/<stage>``). Otherwise it is running or pending while
-squeue lists it, *blocked* when it waits on a failed dependency (it would never start), *failed*
-when its job is gone (or ended) without the output, and *not submitted* without any record.
+A task is *done* when: ``stage1/<stem>_rate.fits`` or ``stage2/<stem>_cal.fits`` exists with its
+identity (stages 1 and 2); for prepare, ``inputs.json`` and ``crds.json`` exist; for a group's or a
+mosaic's task and the whole-workspace jobs, the marker its script writes on success exists
+(``slurm/done/<stage>[/<name>]``). Otherwise it is running or pending while squeue lists it,
+*blocked* when it waits on a failed dependency (it would never start), *failed* when its job is
+gone (or ended) without finishing, and *not submitted* without any record.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..fsutil import write_json
-from .slurm_plan import ARRAY_STAGES, STAGES, done_marker, exposures_file, log_file, slurm_dir
+from .slurm_plan import ARRAY_STAGES, LISTS, PRODUCT_STAGES, STAGES, done_marker, list_file, log_file, slurm_dir
 
 FORMAT = "mirim-reduce-slurm/1"
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED",
@@ -38,61 +39,72 @@ def save_jobs(ws: Path, record: dict) -> None:
     write_json(jobs_path(ws), record)  # atomic: a scratch file renamed into place
 
 
-def read_stems(ws: Path) -> list[str]:
-    path = exposures_file(ws)
+def read_list(ws: Path, name: str) -> list[str]:
+    """The exposures, groups or mosaics of the array stages (``WS/slurm/<name>.txt``)."""
+    path = list_file(ws, name)
     return [s for s in path.read_text().split() if s] if path.is_file() else []
 
 
-def output(ws: Path, stage: str, stem: str | None = None) -> Path:
+def read_lists(ws: Path) -> dict[str, list[str]]:
+    return {name: read_list(ws, name) for name in sorted(set(LISTS.values()))}
+
+
+def output(ws: Path, stage: str, name: str | None = None) -> Path:
     """The file whose existence means the task is done."""
     ws = Path(ws)
     if stage == "stage1":
-        return ws / "stage1" / f"{stem}_rate.fits"
+        return ws / "stage1" / f"{name}_rate.fits"
     if stage == "stage2":
-        return ws / "stage2" / f"{stem}_cal.fits"
-    return done_marker(ws, stage)
+        return ws / "stage2" / f"{name}_cal.fits"
+    return done_marker(ws, stage, name)
 
 
-def is_done(ws: Path, stage: str, stem: str | None = None) -> bool:
+def is_done(ws: Path, stage: str, name: str | None = None) -> bool:
     if stage == "prepare":  # the records, whoever wrote them (a prepare job, or an earlier `run`)
         return all((Path(ws) / f).is_file() for f in ("inputs.json", "crds.json"))
-    if stage in ("stage1", "stage2"):  # a product whose identity was recorded: its task finished
+    if stage in PRODUCT_STAGES:  # a product whose identity was recorded: its task finished
         from .. import identity
 
-        return identity.read(output(ws, stage, stem)) is not None
-    return output(ws, stage, stem).is_file()
+        return identity.read(output(ws, stage, name)) is not None
+    return output(ws, stage, name).is_file()
 
 
-def todo(ws: Path, stems: list[str]) -> dict[str, object]:
-    """What a new round must run: per array stage the stems not done, per other stage a flag."""
+def todo(ws: Path, lists: dict[str, list[str]], stages: tuple[str, ...] = STAGES) -> dict[str, object]:
+    """What a new round must run: per array stage the names not done, per other stage a flag.
+    After an earlier stage with work, every group's and mosaic's task and every later
+    whole-workspace job runs again (mirim-reduce itself skips what is still current)."""
     out: dict[str, object] = {}
-    dirty = False  # an earlier stage has work: every later whole-workspace job runs again
-    for stage in STAGES:
-        if stage in ARRAY_STAGES:
-            out[stage] = [s for s in stems if not is_done(ws, stage, s)]
+    dirty = False
+    for stage in stages:
+        if stage in PRODUCT_STAGES:
+            out[stage] = [s for s in lists[LISTS[stage]] if not is_done(ws, stage, s)]
+        elif stage in ARRAY_STAGES:
+            names = lists[LISTS[stage]]
+            out[stage] = list(names) if dirty else [n for n in names if not is_done(ws, stage, n)]
         else:
             out[stage] = dirty or not is_done(ws, stage)
         dirty = dirty or bool(out[stage])
     return out
 
 
-def todo_after(todo: dict[str, object], stage: str) -> dict[str, object]:
-    """``todo`` with ``stage`` and every later whole-workspace stage to run (array stages unchanged)."""
+def todo_after(todo: dict[str, object], stage: str, lists: dict[str, list[str]]) -> dict[str, object]:
+    """``todo`` with ``stage`` and every later stage to run (exposures' arrays unchanged)."""
     later = STAGES[STAGES.index(stage):]
-    return {s: (v if s in ARRAY_STAGES or s not in later else True) for s, v in todo.items()}
+    return {s: (v if s in PRODUCT_STAGES or s not in later
+                else list(lists[LISTS[s]]) if s in ARRAY_STAGES else True) for s, v in todo.items()}
 
 
 @dataclass
 class TaskState:
     stage: str
-    task: str          # the exposure of an array task, else ""
+    task: str          # the exposure, group or mosaic of an array task, else ""
     state: str         # done | running | pending | blocked | failed | not submitted
     job: str = ""      # JOBID or JOBID_INDEX
     reason: str = ""   # squeue's reason or final state
     log: str = ""      # the Slurm log of the last submission that ran it
 
 
-def last_submission(record: dict, stage: str, stem: str | None, stems: list[str]) -> tuple[str, int | None] | None:
+def last_submission(record: dict, stage: str, name: str | None, names: list[str]) -> tuple[str, int | None] | None:
     """(job id, array index) of the newest round that submitted this task, if any."""
     for rnd in reversed(record.get("rounds", [])):
         for job in rnd["jobs"]:
@@ -100,25 +112,27 @@ def last_submission(record: dict, stage: str, stem: str | None, stems: list[str]
                 continue
             if stage not in ARRAY_STAGES:
                 return job["job_id"], None
-            if stem in stems and stems.index(stem) in job["indices"]:
-                return job["job_id"], stems.index(stem)
+            if name in names and names.index(name) in job["indices"]:
+                return job["job_id"], names.index(name)
     return None
 
 
 def task_states(ws: Path, record: dict, queue: dict[str, tuple[str, str]]) -> list[TaskState]:
-    """Every task of the workspace; ``queue``: {"JOBID" or "JOBID_INDEX": (state, reason)} from squeue."""
-    stems = read_stems(ws)
+    """Every task of the workspace's planned stages; ``queue``: {"JOBID" or "JOBID_INDEX":
+    (state, reason)} from squeue."""
+    lists = read_lists(ws)
     rows = []
-    for stage in STAGES:
-        for stem in (stems if stage in ARRAY_STAGES else [None]):
-            sub = last_submission(record, stage, stem, stems)
-            row = TaskState(stage, stem or "", "not submitted")
+    for stage in record.get("stages") or STAGES:
+        names = lists[LISTS[stage]] if stage in ARRAY_STAGES else []
+        for name in (names if stage in ARRAY_STAGES else [None]):
+            sub = last_submission(record, stage, name, names)
+            row = TaskState(stage, name or "", "not submitted")
             if sub is not None:
                 job_id, index = sub
                 row.job = job_id if index is None else f"{job_id}_{index}"
                 row.log = str(log_file(ws, stage, job_id, index))
                 state, reason = queue.get(row.job, ("", ""))
-                if is_done(ws, stage, stem):
+                if is_done(ws, stage, name):
                     row.state = "done"
                 elif state in ACTIVE:
                     row.state = ("blocked" if state == "PENDING" and reason in NEVER
@@ -126,7 +140,7 @@ def task_states(ws: Path, record: dict, queue: dict[str, tuple[str, str]]) -> li
                     row.reason = reason if state == "PENDING" else state
                 else:
                     row.state, row.reason = "failed", state or "job gone"
-            elif is_done(ws, stage, stem):
+            elif is_done(ws, stage, name):
                 row.state = "done"
             rows.append(row)
     return _propagate_blocked(rows, record)

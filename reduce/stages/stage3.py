@@ -57,16 +57,25 @@ def mosaic_steps(cfg: dict, members: list[Path], sky_subtracted: set[Path] = fro
 
 
 def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, crds_context: str,
-         sky_subtracted: set[Path] = frozenset()) -> list[Task]:
+         sky_subtracted: set[Path] = frozenset(), only: list[str] | None = None) -> list[Task]:
     """One task per mosaic whose i2d is missing or was made from other member files (their
-    identities), other parameters or other versions; all of them with OVERWRITE.
+    identities), other parameters or other versions; all of them with OVERWRITE. ``only``:
+    these mosaics only (by product name; an InputError names one that is not a mosaic).
 
     ``sky_subtracted``: cal files whose sky (and detector-fixed pattern) the cleaning's super
     background already removed on source-masked pixels. A mosaic made only of such files skips
     skymatch, which would estimate the sky again over all pixels, galaxies included.
     """
     tasks = []
-    for name, members in mosaic_groups(cal_files, cfg["mosaic_per"]).items():
+    mosaics = mosaic_groups(cal_files, cfg["mosaic_per"])
+    unknown = sorted(set(only or []) - set(mosaics))
+    if unknown:
+        from ..errors import InputError
+
+        raise InputError(f"no mosaic {', '.join(unknown)} in this workspace (mosaics: {', '.join(mosaics)})")
+    for name, members in mosaics.items():
+        if only is not None and name not in only:
+            continue
         steps = mosaic_steps(cfg, members, sky_subtracted)
         final_dir = ws.dir("stage3") / name
         i2d = final_dir / f"{name}_i2d.fits"
