@@ -29,6 +29,8 @@ def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path
     """
     from .asn_rules import image3_associations, members
 
+    if not cal_files:
+        return {}
     asns = image3_associations(cal_files, group=(mosaic_per == "filter"))
     if mosaic_per == "filter":
         wide = [a for a in asns if a["asn_id"].startswith("c")]
