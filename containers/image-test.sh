@@ -5,6 +5,9 @@
 #            stopped by SIGINT (in stage 1) and by SIGTERM (docker stop, in stage 2), each time
 #            resumed by the same command: exit 130 and the one-line message are checked
 #   sif    : SIF built from IMAGE (apptainer.def), run by an unprivileged user in the helper container
+#   slurm-sif: the job scripts of `mirim-reduce slurm submit --sif` run task by task (run-slurm-scripts.sh)
+#            by that user in the helper container (no scheduler there: tests/test_slurm_cluster.py
+#            runs the --native scripts under a real Slurm)
 # Products: `mirim-reduce verify --exact` of WORKSPACE/products (manifest content hashes, figure
 # bytes), and compare-products.py for every FITS array of the workspaces (rate, cal, i2d ...).
 # Also: `docker run --network none IMAGE 3224` fails with the one-line "cannot reach MAST" (exit 10),
@@ -102,6 +105,25 @@ docker run --rm --cap-add SYS_ADMIN --cap-add SYS_CHROOT --cap-add SETUID --cap-
     >"$OUT/sif.log" 2>&1 || { tail -n 20 "$OUT/sif.log"; fail "apptainer demo"; }
 t4=$(now)
 verify "$OUT/sif/mirim-demo" "$ws" sif-vs-docker
+
+# The Slurm job scripts of `slurm submit --sif` (the same files sbatch would run), each array task
+# run by the unprivileged user in the helper container with Slurm's variables set, two at a time,
+# stage after stage as the afterok chain orders them; paths are the host's (bound at the same place).
+sws="$OUT/slurm-sif/ws"; raw="$OUT/native/mirim-demo/raw"; sif_abs="$sifdir/$(basename "$SIF")"
+mkdir -p "$sws"; chown -R "$uid:$gid" "$OUT/slurm-sif"
+"$VENV/bin/mirim-reduce" slurm submit "$sws" --input "$raw" --sif "$sif_abs" --dry-run >"$OUT/slurm-sif.plan" 2>&1 \
+    || { cat "$OUT/slurm-sif.plan"; fail "slurm submit --sif --dry-run"; }
+chown -R "$uid:$gid" "$OUT/slurm-sif"
+t5=$(now)
+docker run --rm --cap-add SYS_ADMIN --cap-add SYS_CHROOT --cap-add SETUID --cap-add SETGID --cap-add MKNOD \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+    --device /dev/fuse --network none -v "$sifdir:$sifdir:ro" -v "$raw:$raw:ro" -v "$OUT/slurm-sif:$OUT/slurm-sif" -v "$here:$here:ro" \
+    "$HELPER" sh -c "
+        chmod 666 /dev/fuse && usermod -u $uid runner >/dev/null 2>&1; groupmod -g $gid runner >/dev/null 2>&1;
+        su runner -c 'sh $here/run-slurm-scripts.sh $sws'" \
+    >"$OUT/slurm-sif.log" 2>&1 || { tail -n 30 "$OUT/slurm-sif.log"; fail "slurm job scripts with the SIF"; }
+t6=$(now)
+verify "$sws" "$OUT/native/mirim-demo" slurm-sif-vs-native
 echo "image-test: passed. demo native $(secs "$t0" "$t1")s, docker $(secs "$t1" "$t2")s (3 runs: SIGINT, SIGTERM, resumed)," \
-     "apptainer $(secs "$t3" "$t4")s; image $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%d MB", $1/1e6}')," \
+     "apptainer $(secs "$t3" "$t4")s, Slurm job scripts with the SIF $(secs "$t5" "$t6")s; image $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%d MB", $1/1e6}')," \
      "SIF $(du -m "$SIF" | cut -f1) MB"
