@@ -97,6 +97,7 @@ def test_sif_script_binds_and_uses_the_image_cache(tmp_path):
             f'stage2 {ws} --exposure "$NAME" --jobs 1 &') in text
     assert "--crds-path" not in text
     assert "export APPTAINERENV_MIRIM_IMAGE_REF=/images/mirim-reduce.sif" in text
+    assert 'export APPTAINERENV_MIRIM_CWD="$WS"' in text  # not /data: the runscript would refuse it
 
 
 def test_compress_array_indices():

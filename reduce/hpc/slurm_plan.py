@@ -209,7 +209,9 @@ def job_script(stage: str, ws: Path, opts: Options) -> str:
     else:
         out += [f'echo "mirim-reduce {stage}: job $SLURM_JOB_ID on $(hostname), $(date -Is)"']
     if opts.sif is not None:
-        out += [f"export APPTAINERENV_MIRIM_IMAGE_REF={shlex.quote(str(opts.sif))}  # recorded in the manifest"]
+        out += [f"export APPTAINERENV_MIRIM_IMAGE_REF={shlex.quote(str(opts.sif))}  # recorded in the manifest",
+                '# the runscript works in the workspace, not in /data (nothing is bound there)',
+                'export APPTAINERENV_MIRIM_CWD="$WS"']
     else:
         out += ["export MPLBACKEND=Agg"]
     out += ["# the command runs in the background so that this shell can pass Slurm's SIGTERM on to it",
