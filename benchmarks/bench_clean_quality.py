@@ -156,7 +156,10 @@ def build_variant(base: Path, ws: Path, name: str, truth_dir: Path) -> None:
     from benchmarks import original_clean
 
     shutil.rmtree(ws, ignore_errors=True)
-    shutil.copytree(base, ws, symlinks=True, ignore=shutil.ignore_patterns("products", ".lock*"))
+    # stages 1 and 2 and the records only: the base's cleaning, first-pass mosaics and masks may
+    # come from older code (a stale pass1/ once gave every variant masks it did not make itself)
+    shutil.copytree(base, ws, symlinks=True,
+                    ignore=shutil.ignore_patterns("products", ".lock*", "pass1", "clean", "stage3", "logs"))
     if name == "off":
         _set_config(ws, MEDIAN_FILTER=False, SUPER_BKG_SUB=False)
         _cli("clean", ws, "--overwrite")
