@@ -15,6 +15,10 @@ value came from (``origins``): "config default" (the built-in defaults below), "
 configuration (a file that starts with :data:`EFFECTIVE_HEADER`), so a stage rerun on a
 workspace keeps the origins of the run that wrote it. Where jwst itself and CRDS parameter
 references come in is :mod:`reduce.stages.parameters`.
+
+The stages do not read this dict: :func:`reduce.params.parse` makes typed, frozen sections of
+it once (the cleaning's, the pipelines', the packaging's, the run's), and each stage receives
+its own.
 """
 
 from __future__ import annotations
@@ -318,14 +322,6 @@ def check_step_parameters(cfg: dict[str, Any]) -> None:
                     options = re.findall(r"'([^']*)'", args.split("default=")[0])
                     if value not in options:
                         raise ConfigError(f"config: parameter {key!r} must be one of {options}, got {value!r}")
-
-
-def step_overrides(cfg: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
-    """The ``steps=`` argument for a jwst pipeline call (SKIP_BKGSUB skips stage 3's skymatch)."""
-    steps = copy.deepcopy(cfg[section])
-    if section == "image3" and cfg["SKIP_BKGSUB"]:
-        steps.setdefault("skymatch", {})["skip"] = True
-    return steps
 
 
 def _toml_value(value: Any) -> str:

@@ -1,5 +1,9 @@
 """The reduction in data-flow order: inputs -> CRDS check -> stage 1 -> stage 2 -> cleaning
 -> stage 3, on a locked, resumable workspace. The CLI only parses arguments and calls here.
+
+The configuration is parsed once (:func:`reduce.params.parse`); each stage receives its own
+section. The whole :class:`reduce.config.Config` goes only where it is recorded or checked
+(``config.toml``, the step-parameter check, the manifest).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from . import __version__, clean, config as config_mod, crds_setup, crds_tools, inputs
+from .params import PackageParams, Params, parse
 from .errors import InputError, StageError
 from .fsutil import remove_tree, write_json, write_text
 from .stages import parameters, stage1, stage2, stage3
@@ -42,7 +47,7 @@ class RunSummary:
         return [o for o in self.outcomes if not o["ok"]]
 
 
-def _remove_scratch(ws: Workspace, cfg: dict) -> None:
+def _remove_scratch(ws: Workspace, package: PackageParams) -> None:
     """Remove scratch files and folders an interrupted run left behind (names start with '.'),
     and the packaging's abandoned temporaries in the products folder of this run and of the
     last one (only atomic_path's own ``.*.part`` files: the destination may hold user files)."""
@@ -58,10 +63,10 @@ def _remove_scratch(ws: Workspace, cfg: dict) -> None:
                 remove_tree(p) if p.is_dir() else p.unlink(missing_ok=True)
             # atomic_path temporaries in sub-folders (clean/qa/, pass1/stage3/<product>/, ...)
             sweep_scratch(d, depth=3)
-    dests = {destination(ws, cfg)}
+    dests = {destination(ws, package)}
     try:
         last = tomllib.loads((ws.root / "config.toml").read_text()).get("DESTINATION_DIRECTORY", "")
-        dests.add(destination(ws, {"DESTINATION_DIRECTORY": last if isinstance(last, str) else ""}))
+        dests.add(destination(ws, PackageParams(destination_directory=last if isinstance(last, str) else "")))
     except (OSError, ValueError):
         pass
     for dest in dests:
@@ -97,8 +102,10 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
                   crds_context: str | None = None, stages: tuple[str, ...] = STAGES, scope: Scope = Scope(),
                   package: bool = True) -> RunSummary:
     """Reduce the MIRI imaging exposures of ``input_dir`` in workspace ``workdir`` (and package
-    the mosaics when stage 3 is among ``stages``, unless ``package`` is False or the scope is a part)."""
+    the mosaics when stage 3 is among ``stages``, unless ``package`` is False or the scope is a part).
+    ``cfg``: a validated configuration (:func:`reduce.config.load`)."""
     t_start = time.perf_counter()
+    p = parse(cfg)
     ws = Workspace(workdir)
     summary = RunSummary(workspace=str(ws.root))
     selection = inputs.select(Path(input_dir)) if input_dir else _recorded_inputs(ws)
@@ -109,14 +116,14 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
     if only and set(stages) - {"stage1", "stage2"}:
         raise InputError("--exposure applies to stage1 and stage2 only: the cleaning and stage 3 work on whole "
                          "groups and mosaics (`clean WORKSPACE --group NAME`, `stage3 WORKSPACE --product NAME`)")
-    if (scope.first_pass or scope.masks) and not (cfg["clean_second_pass"] and cfg["SUPER_BKG_SUB"]):
+    if (scope.first_pass or scope.masks) and not p.clean.two_passes:
         raise InputError("--first-pass and --mosaic-mask are parts of the second cleaning pass, which this "
                          "configuration does not run (clean_second_pass and SUPER_BKG_SUB are not both true)")
     # CRDS before the workspace is touched: every reference of every exposure, offline, with
     # all gaps listed in one error (the same check as `mirim-reduce crds check`).
     settings = crds_setup.configure(crds_path, crds_context)
     with ExitStack() as stack:
-        pool = stack.enter_context(WorkerPool(cfg["jobs"]))
+        pool = stack.enter_context(WorkerPool(p.run.jobs))
         # jwst's pipelines are imported only in the workers (which need them for stage 1 anyway):
         # one checks the step parameters and lists the reference types while this process reads
         # the exposures' CRDS parameters; then the CRDS cache is checked here
@@ -131,13 +138,13 @@ def reduce_folder(input_dir: Path | None, workdir: Path, cfg: dict, *, crds_path
             raise check.error()
         step_pars = parameters.lookup(files, settings.context, pars_types=types["pars"])  # CRDS pars-* references
         crds_seconds = time.perf_counter() - t0
-        _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
+        _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, p, stages,
                 input_dir, t_start, package and not scope.shared, scope)
     return summary
 
 
-def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, stages,
-            input_dir, t_start, package: bool = True, scope: Scope = Scope()) -> None:
+def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars, crds_seconds, cfg, p: Params,
+            stages, input_dir, t_start, package: bool = True, scope: Scope = Scope()) -> None:
     """The stages, on the locked workspace (after the inputs, CRDS and parameter checks).
 
     A run of a part only (some exposures, groups, masks or mosaics: an HPC task) shares the
@@ -147,7 +154,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
     shared = scope.shared
     with ws.locked(shared=shared), _run_log(ws) as log:
         if not shared:
-            _remove_scratch(ws, cfg)
+            _remove_scratch(ws, p.package)
             write_text(ws.root / "config.toml", config_mod.to_toml(cfg))
         log.info("mirim-reduce %s in %s; input %s", __version__, ws.root, input_dir or "(recorded inputs)")
         for e in selection.exposures:
@@ -168,31 +175,34 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
         summary.stage_seconds["crds"] = crds_seconds
 
         stems = [e.stem for e in exposures]
+        overwrite = p.run.overwrite
         cleaning = None
         for stage in stages:
             t0 = time.perf_counter()
             if stage == "stage1":
-                outs = execute(stage1.plan(ws, exposures, cfg, settings.context), pool, "stage 1")
+                outs = execute(stage1.plan(ws, exposures, p.pipeline, settings.context, overwrite=overwrite),
+                               pool, "stage 1")
             elif stage == "stage2":
-                outs = execute(stage2.plan(ws, stems, cfg, settings.context), pool, "stage 2")
+                outs = execute(stage2.plan(ws, stems, p.pipeline, settings.context, overwrite=overwrite),
+                               pool, "stage 2")
             elif stage == "clean":
-                cleaning, outs = _clean(ws, stems, cfg, pool, settings.context, groups=list(scope.groups) or None,
+                cleaning, outs = _clean(ws, stems, p, pool, settings.context, groups=list(scope.groups) or None,
                                         first_pass=scope.first_pass, masks=list(scope.masks) or None)
                 summary.notes += cleaning.notes
             else:
                 # stage 3 on its own: the cleaning's files (finished groups are not redone)
                 outs = []
                 if cleaning is None and scope.products:  # another task's cleaning: checked, not run
-                    cleaning, outs = _clean(ws, stems, cfg, pool, settings.context, groups=[])
+                    cleaning, outs = _clean(ws, stems, p, pool, settings.context, groups=[])
                     cleaning.require_complete("stage 3 of a mosaic")
                 elif cleaning is None:
-                    cleaning, outs = _clean(ws, stems, cfg, pool, settings.context)
+                    cleaning, outs = _clean(ws, stems, p, pool, settings.context)
                 report = cleaning
                 if report.sky_subtracted:
                     summary.notes.append("stage 3: skymatch skipped for mosaics whose every exposure had a super "
                                          "background subtracted (sky measured on source-masked pixels)")
-                outs = outs + execute(stage3.plan(ws, report.files, cfg, crds_context=settings.context,
-                                                  sky_subtracted=report.sky_subtracted,
+                outs = outs + execute(stage3.plan(ws, report.files, p.pipeline, crds_context=settings.context,
+                                                  overwrite=overwrite, sky_subtracted=report.sky_subtracted,
                                                   only=list(scope.products) or None),
                                       pool, "stage 3")
             summary.outcomes += [asdict(o) for o in outs]
@@ -208,7 +218,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
 
             t0 = time.perf_counter()
             summary.total_seconds = t0 - t_start  # the report shows the time before packaging
-            packaged = products.package(ws, cfg, summary)
+            packaged = products.package(ws, p.package, cfg, summary)
             summary.notes += packaged.notes
             summary.products += [str(p.relative_to(ws.root) if p.is_relative_to(ws.root) else p)
                                  for p in [*packaged.products, packaged.report, packaged.manifest]
@@ -222,7 +232,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
             write_json(ws.root / "summary.json", asdict(summary))
 
 
-def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str, *,
+def _clean(ws: Workspace, stems: list[str], p: Params, pool: WorkerPool, crds_context: str, *,
            groups: list[str] | None = None, first_pass: bool = False, masks: list[str] | None = None
            ) -> tuple[clean.CleanReport, list[Outcome]]:
     """The cleaning: one pass, or with ``clean_second_pass`` (and SUPER_BKG_SUB) two
@@ -230,12 +240,13 @@ def _clean(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_co
     the report of what is done), ``first_pass`` and ``masks`` name. Returns the report of the
     last pass and the outcomes of its tasks (groups, first-pass mosaic masks). Every part
     resumes like the stages do."""
-    if not (cfg["clean_second_pass"] and cfg["SUPER_BKG_SUB"]):
-        report = clean.run(ws, stems, cfg, pool=pool, only=groups)
+    if not p.clean.two_passes:
+        report = clean.run(ws, stems, p.clean, overwrite=p.run.overwrite, pool=pool, only=groups)
         return report, report.outcomes
     from .clean.second_pass import run_two_passes
 
-    return run_two_passes(ws, stems, cfg, pool, crds_context, groups=groups, first_pass=first_pass, masks=masks)
+    return run_two_passes(ws, stems, p.clean, p.pipeline, pool, crds_context, overwrite=p.run.overwrite,
+                          groups=groups, first_pass=first_pass, masks=masks)
 
 
 @contextmanager

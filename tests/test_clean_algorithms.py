@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from reduce.clean import masks, median_filter as mf, super_background as sb
+from reduce.params import MaskParams, PipelineParams
 
 nan = np.nan
 
@@ -174,7 +175,7 @@ def test_detection_masks_a_large_galaxy_and_a_star():
     err = np.full_like(img, 0.1)
     dq = np.zeros(img.shape, np.uint32)
     dq[5, 5] = 1
-    res = masks.source_mask(img, err, dq, detect_thresh=5.0, dilate_iterations=2, box_size=32)
+    res = masks.source_mask(img, err, dq, params=MaskParams(detect_thresh=5.0, dilate_iterations=2), box_size=32)
     assert res.mask[60, 40] and res.mask[20, 100] and res.mask[60, 60]  # no maximum-area cut
     assert not res.mask[120, 120]
     assert res.bad[5, 5]
@@ -194,7 +195,7 @@ def test_mask_is_the_same_with_and_without_deblending(small):
         img += amp * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s ** 2))
     img = img.astype(np.float32)
     err = np.full_like(img, 0.1)
-    kw = dict(detect_thresh=5.0, dilate_iterations=2, box_size=32, small_source_thresh=small)
+    kw = dict(params=MaskParams(detect_thresh=5.0, dilate_iterations=2, small_source_thresh=small), box_size=32)
     plain = masks.source_mask(img, err, **kw)
     deblended = masks.source_mask(img, err, deblend=True, **kw)
     assert np.array_equal(plain.mask, deblended.mask)
@@ -321,7 +322,6 @@ def test_template_box_mean_nan_aware_and_variance_count():
 def test_stage3_skips_skymatch_only_for_mosaics_whose_members_all_had_a_template(tmp_path):
     from astropy.io import fits as _fits
 
-    from reduce import config
     from reduce.stages import stage3
     from reduce.workspace import Workspace
 
@@ -333,6 +333,7 @@ def test_stage3_skips_skymatch_only_for_mosaics_whose_members_all_had_a_template
                                               "INSTRUME": "MIRI", "EXP_TYPE": "MIR_IMAGE", "SUBARRAY": "FULL",
                                               "TARGNAME": "FIELD"})).writeto(f)
         files.append(f)
-    tasks = {t.name: t for t in stage3.plan(ws, files, config.defaults(), crds_context="jwst_9000.pmap", sky_subtracted={files[0], files[1]})}
+    tasks = {t.name: t for t in stage3.plan(ws, files, PipelineParams(), crds_context="jwst_9000.pmap", overwrite=False,
+                                            sky_subtracted={files[0], files[1]})}
     assert tasks["jw09999-o001_t001_miri_f770w"].steps["skymatch"]["skip"] is True
     assert "skip" not in tasks["jw09999-o001_t001_miri_f1500w"].steps["skymatch"]

@@ -9,6 +9,7 @@ import pytest
 
 from reduce import config
 from reduce.clean import CleanReport, run
+from reduce.params import parse
 from reduce.workspace import Workspace
 
 SHAPE = (48, 56)
@@ -86,6 +87,12 @@ def _cfg(**kw):
     return cfg
 
 
+def _run(ws, stems, cfg):
+    """The cleaning as the orchestrator runs it: its section of ``cfg``, and OVERWRITE."""
+    p = parse(cfg)
+    return run(ws, stems, p.clean, overwrite=p.run.overwrite)
+
+
 def _arrays(path):
     from stdatamodels.jwst.datamodels import ImageModel
 
@@ -97,7 +104,7 @@ def test_step_outputs_inputs_untouched_and_rerun(workspace):
     ws, stems = workspace
     inputs = [ws.output("stage2", s) for s in stems]
     before = _digest(inputs)
-    report = run(ws, stems, _cfg(small_group_background="none"))  # the original's small groups
+    report = _run(ws, stems, _cfg(small_group_background="none"))  # the original's small groups
     assert isinstance(report, CleanReport)
     assert report.files == [ws.output("clean", s) for s in stems]
     assert all(p.exists() for p in report.files)
@@ -154,11 +161,11 @@ def test_step_outputs_inputs_untouched_and_rerun(workspace):
     # rerun: groups complete -> skipped, outputs unchanged
     first = {s: _arrays(ws.output("clean", s)) for s in stems}
     digests = _digest(report.files)
-    report2 = run(ws, stems, _cfg(small_group_background="none"))
+    report2 = _run(ws, stems, _cfg(small_group_background="none"))
     assert _digest(report2.files) == digests
     assert any("2 group(s) already done" in n for n in report2.notes)
     # OVERWRITE: recomputed, identical arrays
-    run(ws, stems, _cfg(OVERWRITE=True, small_group_background="none"))
+    _run(ws, stems, _cfg(OVERWRITE=True, small_group_background="none"))
     for s in stems:
         again = _arrays(ws.output("clean", s))
         for k in first[s]:
@@ -170,7 +177,7 @@ def test_small_group_background_chosen_from_the_data(workspace):
     """Below MEDIAN_THRESH the default tries a leave-one-out template, a Background2D and
     nothing, and keeps the best cross-validated one; the scores are in the summary."""
     ws, stems = workspace
-    run(ws, stems, _cfg())
+    _run(ws, stems, _cfg())
     summary = json.loads((ws.dir("clean") / "clean_summary.json").read_text())
     small = next(g for g in summary["groups"].values() if len(g["members"]) == 2)
     assert small["method"] in ("template", "background2d", "none")
@@ -199,16 +206,16 @@ def test_stage2_file_without_pixel_area_is_an_input_error(workspace):
         h[0].header.remove("PIXAR_A2", ignore_missing=True)
         h.writeto(path, overwrite=True)
     with pytest.raises(InputError, match=f"{stems[0]}_cal.fits has no PIXAR_A2.*rerun stage 2"):
-        run(ws, stems, _cfg())
+        _run(ws, stems, _cfg())
 
 
 def test_resumability_is_per_group(workspace):
     ws, stems = workspace
-    run(ws, stems, _cfg())
+    _run(ws, stems, _cfg())
     big = stems[:N_BIG]
     ws.output("clean", big[2]).unlink()            # an interrupted group
     keep = {s: ws.output("clean", s).stat().st_mtime_ns for s in stems if s != big[2]}
-    report = run(ws, stems, _cfg())
+    report = _run(ws, stems, _cfg())
     assert any("1 group(s) already done" in n for n in report.notes)
     assert ws.output("clean", big[2]).exists()
     for s in big[:2] + big[3:]:                     # the whole group was redone
@@ -220,7 +227,7 @@ def test_resumability_is_per_group(workspace):
 
 def test_cleaning_off_uses_stage2_files(workspace):
     ws, stems = workspace
-    report = run(ws, stems, _cfg(MEDIAN_FILTER=False, SUPER_BKG_SUB=False))
+    report = _run(ws, stems, _cfg(MEDIAN_FILTER=False, SUPER_BKG_SUB=False))
     assert report.files == [ws.output("stage2", s) for s in stems]
     assert any("stage 3 uses the stage-2 cal files" in n for n in report.notes)
     assert not list(ws.dir("clean").glob("*_cal.fits"))

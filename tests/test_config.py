@@ -93,9 +93,11 @@ def test_step_parameters_checked_against_the_pipeline():
 
 
 def test_skip_bkgsub_skips_skymatch():
+    from reduce.params import parse
+
     cfg = config.load(None, {"SKIP_BKGSUB": True})
-    assert config.step_overrides(cfg, "image3")["skymatch"]["skip"] is True
-    assert "skip" not in config.step_overrides(config.defaults(), "image3")["skymatch"]
+    assert parse(cfg).pipeline.steps("image3")["skymatch"]["skip"] is True
+    assert "skip" not in parse(config.defaults()).pipeline.steps("image3")["skymatch"]
 
 
 def test_origins_follow_the_load_order(tmp_path):

@@ -4,6 +4,7 @@ import numpy as np
 
 from reduce.clean.mosaic_mask import mosaic_source_mask, project_mask
 from reduce.clean.masks import source_mask
+from reduce.params import MaskParams
 
 
 def _galaxy(shape, amp, r_e=25.0, x0=100.0, y0=100.0):
@@ -62,8 +63,8 @@ def test_mosaic_mask_reaches_wings_one_exposure_misses():
     wht = np.ones(shape)
     wht[:, :10] = 0.0                                   # not covered
     mosaic[:, :10] = np.nan
-    m1 = source_mask(one.astype(np.float32), None, None, detect_thresh=3.0).mask
-    mm = mosaic_source_mask(mosaic.astype(np.float32), wht, detect_thresh=3.0)
+    m1 = source_mask(one.astype(np.float32), None, None, params=MaskParams(detect_thresh=3.0)).mask
+    mm = mosaic_source_mask(mosaic.astype(np.float32), wht, MaskParams(detect_thresh=3.0))
     assert not mm[:, :10].any()
     r = np.hypot(*np.mgrid[-100:100, -100:100])
     ring = (r > 25) & (r < 50)  # wings at 0.8-2.2 sigma of one exposure per pixel

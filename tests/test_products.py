@@ -75,12 +75,13 @@ def test_layout_and_names(demo):
 
 def test_config_destination_date_and_no_cutouts(demo, tmp_path):
     from reduce import config
+    from reduce.params import PackageParams
     from reduce.products import package
     from reduce.workspace import Workspace
 
     cfg = config.load(demo / "config.toml", {"DESTINATION_DIRECTORY": str(tmp_path / "dest"), "DATE": "01Jan2025",
                                              "MAKE_CUTOUTS": False})
-    res = package(Workspace(demo), cfg)
+    res = package(Workspace(demo), PackageParams.from_config(cfg), cfg)
     assert res.dest == tmp_path / "dest"
     names = sorted(p.name for p in (tmp_path / "dest").glob("MIRIM-DEMO-FIELD/*/*"))
     assert names and all("_01Jan2025_" in n for n in names)
@@ -210,13 +211,14 @@ def test_report_quicklooks_are_not_blank(demo):
 
 def test_outside_aperture_makes_no_cutout(demo, tmp_path, monkeypatch):
     from reduce import config
+    from reduce.params import PackageParams
     from reduce.products import package, tabox
     from reduce.workspace import Workspace
 
     far = tabox.aperture_v2v3("MIRIM_CORON1065")  # another corner of the imager: off the SUB256 field
     monkeypatch.setattr(tabox, "aperture_v2v3", lambda name=tabox.APERTURE: far)
     cfg = config.load(demo / "config.toml", {"DESTINATION_DIRECTORY": str(tmp_path / "dest")})
-    res = package(Workspace(demo), cfg)
+    res = package(Workspace(demo), PackageParams.from_config(cfg), cfg)
     assert not list((tmp_path / "dest").rglob("*_ta_box.*"))
     assert len([n for n in res.notes if "falls outside the mosaic" in n and "no cutout" in n]) == 4
     assert all(not b["inside"] and b["files"] == [] for b in res.ta_boxes)

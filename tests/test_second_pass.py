@@ -103,12 +103,13 @@ def test_group_without_projected_mask_is_pass_one_promoted(demo_run, crds_cache,
     # recomputed from the stage-2 files with no projected mask: the same arrays
     from reduce import config
     from reduce.clean.step import run_clean
+    from reduce.params import parse
     from reduce.workspace import Workspace
 
     fresh = Workspace(tmp_path / "fresh").create()
     for stem in f2100w:
         shutil.copy(ws / "stage2" / f"{stem}_cal.fits", fresh.dir("stage2"))
-    run_clean(fresh, f2100w, config.load(cfg), qa=False, label="pass 2")
+    run_clean(fresh, f2100w, parse(config.load(cfg)).clean, overwrite=False, qa=False, label="pass 2")
     for stem in f2100w:
         with fits.open(fresh.output("clean", stem)) as a, fits.open(ws / "clean" / f"{stem}_cal.fits") as b:
             assert a[0].header["MRC_PASS"] == "pass 2"

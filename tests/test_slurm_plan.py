@@ -12,6 +12,7 @@ import pytest
 from reduce.hpc import slurm_plan as plan
 from reduce.hpc import slurm_state as state
 from reduce.hpc.slurm_plan import Options
+from reduce.params import CleanParams
 
 STEMS = [f"jw09999001001_02101_0000{i}_mirimage" for i in range(1, 6)]
 GROUPS = ["F770W_11p68_MIRIMAGE_SUB256_FASTR1", "F1500W_8p69_MIRIMAGE_SUB256_FASTR1"]
@@ -83,10 +84,10 @@ def test_whole_workspace_scripts(tmp_path):
 
 
 def test_stages_follow_the_cleaning_configuration():
-    assert plan.stages_for({"clean_second_pass": True, "SUPER_BKG_SUB": True}) == plan.STAGES
-    one = plan.stages_for({"clean_second_pass": False, "SUPER_BKG_SUB": True})
+    assert plan.stages_for(CleanParams(second_pass=True, super_bkg_sub=True)) == plan.STAGES
+    one = plan.stages_for(CleanParams(second_pass=False, super_bkg_sub=True))
     assert one == ("prepare", "stage1", "stage2", "clean", "stage3", "package")
-    assert plan.stages_for({"clean_second_pass": True, "SUPER_BKG_SUB": False}) == one
+    assert plan.stages_for(CleanParams(second_pass=True, super_bkg_sub=False)) == one
 
 
 def test_sif_script_binds_and_uses_the_image_cache(tmp_path):
@@ -123,7 +124,7 @@ def test_chain_of_a_fresh_workspace():
 def test_resubmission_plans_only_the_gap_and_what_follows():
     todo = {"prepare": False, "stage1": [STEMS[3]], "stage2": [STEMS[3]], "clean1": [], "masks": [],
             "clean": [GROUPS[1]], "stage3": MOSAICS, "package": True}
-    jobs = plan.plan(LISTS, todo, plan.stages_for({"clean_second_pass": False}))
+    jobs = plan.plan(LISTS, todo, plan.stages_for(CleanParams(second_pass=False)))
     assert [(j.stage, j.indices, j.after) for j in jobs] == [
         ("stage1", [3], []), ("stage2", [3], ["stage1"]), ("clean", [1], ["stage2"]),
         ("stage3", [0, 1], ["clean"]), ("package", None, ["stage3"])]
@@ -170,7 +171,7 @@ def test_task_states_from_outputs_and_squeue(tmp_path):
     (ws / "slurm" / "groups.txt").write_text("".join(f"{g}\n" for g in GROUPS))
     for f in ("inputs.json", "crds.json", "slurm/done/prepare", f"stage1/{STEMS[0]}_rate.fits"):
         _touch(ws / f)
-    record = {"stages": list(plan.stages_for({})), "rounds": [{"jobs": [
+    record = {"stages": list(plan.stages_for(CleanParams(second_pass=False))), "rounds": [{"jobs": [
         {"stage": "prepare", "job_id": "10", "indices": None},
         {"stage": "stage1", "job_id": "11", "indices": [0, 1, 2]},
         {"stage": "stage2", "job_id": "12", "indices": [0, 1, 2]},

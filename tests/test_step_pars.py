@@ -17,6 +17,7 @@ import pytest
 
 from reduce import config
 from reduce.errors import CrdsCacheError
+from reduce.params import parse
 
 PARS = {
     "pars-sourcecatalogstep": {"snr_threshold": 7.5, "npixels": 12},
@@ -77,7 +78,7 @@ def use_cache(monkeypatch):
 
 def _built(pipeline_class, uncal: Path, cfg: dict, section: str):
     """The pipeline as ``pipeline_class.call(uncal, steps=...)`` configures it (without running it)."""
-    conf, conf_file = pipeline_class.build_config(str(uncal), steps=config.step_overrides(cfg, section))
+    conf, conf_file = pipeline_class.build_config(str(uncal), steps=parse(cfg).pipeline.steps(section))
     conf.pop("class", None)
     return pipeline_class.from_config_section(conf, name=conf.get("name"), config_file=conf_file)
 

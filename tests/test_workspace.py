@@ -47,6 +47,7 @@ def test_rerun_removes_only_abandoned_packaging_temporaries(tmp_path):
     products folder (WORKSPACE/products and DESTINATION_DIRECTORY), and nothing else."""
     from reduce import config
     from reduce.orchestrate import _remove_scratch
+    from reduce.params import PackageParams
 
     ws = Workspace(tmp_path / "ws").create()
     dest = tmp_path / "dest"
@@ -64,7 +65,7 @@ def test_rerun_removes_only_abandoned_packaging_temporaries(tmp_path):
     (ws.root / "config.toml").write_text("DESTINATION_DIRECTORY = ''\n")  # the killed run's
     with atomic_path(dest / "DEMO" / "live.fits") as live:  # another run packaging right now
         live.write_text("in progress")
-        _remove_scratch(ws, cfg)
+        _remove_scratch(ws, PackageParams.from_config(cfg))
         assert live.exists()
     assert not [p for p in left if p.exists()]
     assert all(p.read_text() == "user file" for p in user)
@@ -75,8 +76,8 @@ def test_rerun_removes_abandoned_temporaries_in_stage_subfolders(tmp_path):
     """kill -9 while a cleaning QA figure or a first-pass mosaic mask is written: the next run
     removes the .*.part files left in sub-folders of the stage folders (clean/qa/,
     pass1/clean/qa/, pass1/stage3/<product>/), and nothing else (found by the fault suite)."""
-    from reduce import config
     from reduce.orchestrate import _remove_scratch
+    from reduce.params import PackageParams
 
     ws = Workspace(tmp_path / "ws").create()
     killed = [ws.root / "clean" / "qa" / "group_template.png",
@@ -88,7 +89,7 @@ def test_rerun_removes_abandoned_temporaries_in_stage_subfolders(tmp_path):
     assert len(left) == len(killed)
     user = ws.root / "clean" / "qa" / "notes.txt"
     user.write_text("user file")
-    _remove_scratch(ws, config.load(None))
+    _remove_scratch(ws, PackageParams())
     assert not [p for p in left if p.exists()]
     assert user.read_text() == "user file"
 

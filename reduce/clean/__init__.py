@@ -25,8 +25,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..workspace import Workspace
+
+if TYPE_CHECKING:  # reduce.params reads jwst's good_bits default from this package's dqflags
+    from ..params import CleanParams
 
 
 @dataclass
@@ -55,19 +59,20 @@ class CleanReport:
                                  f"(run `mirim-reduce {command}`, or those groups' tasks, first)")
 
 
-def run(ws: Workspace, stems: list[str], cfg: dict, *, pool=None, label: str = "",
+def run(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite: bool, pool=None, label: str = "",
         first: Workspace | None = None, only: list[str] | None = None) -> CleanReport:
-    """Clean the cal files of ``stems``; return the files stage 3 reads.
+    """Clean the cal files of ``stems`` with the cleaning's section of the configuration;
+    return the files stage 3 reads.
 
     With ``MEDIAN_FILTER`` and ``SUPER_BKG_SUB`` both off, stage 3 reads the stage-2 files
     unchanged (and the notes say so). Otherwise each group of exposures that is not
-    complete in ``clean/`` (or every group, with ``OVERWRITE``) is cleaned, in parallel in
+    complete in ``clean/`` (or every group, with ``overwrite``) is cleaned, in parallel in
     ``pool`` (:class:`reduce.workers.WorkerPool`). ``first`` and ``label``: the second pass;
     ``only``: these groups only (see :func:`.step.run_clean`).
     """
     from .step import run_clean
 
-    result = run_clean(ws, stems, cfg, pool=pool, label=label, first=first, only=only)
+    result = run_clean(ws, stems, params, overwrite=overwrite, pool=pool, label=label, first=first, only=only)
     templated = {ws.output("clean", stem) for stem, e in result.exposures.items()
                  if e.get("sky_subtracted", e.get("template"))}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,

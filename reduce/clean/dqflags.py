@@ -8,11 +8,9 @@ as jwst's resample and outlier-detection steps read their ``good_bits`` paramete
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-__all__ = ["JWST_GOOD_BITS", "flag", "bad_pixels", "stage3_good_bits"]
+__all__ = ["JWST_GOOD_BITS", "flag", "bad_pixels"]
 
 #: The default ``good_bits`` of jwst's resample and outlier_detection steps.
 JWST_GOOD_BITS = "~DO_NOT_USE+NON_SCIENCE"
@@ -44,9 +42,3 @@ def bad_pixels(dq: np.ndarray, good_bits: str | int | None = JWST_GOOD_BITS) -> 
 
     return bitfield_to_boolean_mask(np.asarray(dq).astype(np.uint32), good_bits, good_mask_value=False,
                                     dtype=bool, flag_name_map=_flag_map())
-
-
-def stage3_good_bits(cfg: dict[str, Any]) -> str | int:
-    """The ``good_bits`` stage 3's resample will use with this configuration."""
-    value = cfg.get("image3", {}).get("resample", {}).get("good_bits")
-    return JWST_GOOD_BITS if value is None else value

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..params import CleanParams
 from ..workspace import Workspace
 from . import dqflags, local_background as lb, masks as masks_mod, median_filter as mf, qa as qa_mod
 from . import super_background as sb, template_model as tm
@@ -102,20 +103,20 @@ def group_name(key: tuple) -> str:
 
 # ----------------------------------------------------------------------------- steps
 
-def _fill(exp: Exposure, src_mask: np.ndarray, bad: np.ndarray, cfg: dict) -> None:
+def _fill(exp: Exposure, src_mask: np.ndarray, bad: np.ndarray, params: CleanParams) -> None:
     """The median filter (``MEDIAN_FILTER``), run last, on the background-subtracted image.
 
     Targets are the pixels stage 3 would not use (``bad``: the DQ flags outside stage 3's
     ``good_bits``, non-finite SCI or ERR) outside sources; NON_SCIENCE and reference
     pixels are never filled."""
-    if not cfg["MEDIAN_FILTER"]:
+    if not params.median_filter:
         return
     protect = (exp.dq & np.uint32(dqflags.flag("NON_SCIENCE") | dqflags.flag("REFERENCE_PIXEL"))) != 0
     targets = bad & ~protect
-    fill = mf.median_fill(exp.sci, exp.err, half_width=cfg["WINDOW_SIZE"], source_mask=src_mask,
+    fill = mf.median_fill(exp.sci, exp.err, half_width=params.window_size, source_mask=src_mask,
                           targets=targets, protect=protect, unusable=bad | protect,
-                          variances=exp.variances, outlier_sigma=cfg["clean_outlier_sigma"] or None,
-                          suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+                          variances=exp.variances, outlier_sigma=params.outlier_sigma or None,
+                          suppress_warnings=params.suppress_warnings)
     exp.sci, exp.err, exp.variances, exp.fill = fill.sci, fill.err, fill.variances, fill
     f = fill.filled
     if f.any():
@@ -161,19 +162,19 @@ class _Member:
         return smask, bad, segm.reshape(self.shape)
 
 
-def _treatment(cfg: dict, n: int) -> tuple[str, str]:
+def _treatment(params: CleanParams, n: int) -> tuple[str, str]:
     """(policy, reason): 'large' (super background), 'small' (small_group_background), or 'off'."""
-    if not cfg["SUPER_BKG_SUB"]:
+    if not params.super_bkg_sub:
         return "off", "SUPER_BKG_SUB is off"
-    if n >= max(int(cfg["MEDIAN_THRESH"]), 2):
+    if n >= max(int(params.median_thresh), 2):
         return "large", ""
-    if cfg["small_group_background"] == "none":
-        return "off", (f"{n} exposure(s) < MEDIAN_THRESH={cfg['MEDIAN_THRESH']} and "
+    if params.small_group_background == "none":
+        return "off", (f"{n} exposure(s) < MEDIAN_THRESH={params.median_thresh} and "
                        "small_group_background = 'none'")
     return "small", ""
 
 
-def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool = True,
+def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams, qa: bool = True,
                 extra_masks: dict[str, np.ndarray] | None = None, label: str = ""
                 ) -> tuple[GroupStats, list[ExposureStats]]:
     """Clean the members of one group and write their products.
@@ -182,8 +183,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     first-pass mosaic's mask projected onto it, :mod:`.mosaic_mask`)."""
     name = group_name(key)
     gstats = GroupStats(name=name, key=list(key), members=list(stems))
-    policy, gstats.reason = _treatment(cfg, len(stems))
-    good_bits = dqflags.stage3_good_bits(cfg)
+    policy, gstats.reason = _treatment(params, len(stems))
     stats = {s: ExposureStats(stem=s, group=name) for s in stems}
     kept: dict[str, _Member] = {}
     group: GroupStack | None = None
@@ -197,12 +197,10 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
         exp = read_exposure(src)
         if policy != "off" and sum(e.nbytes for e in cache.values()) + exp.nbytes <= READ_CACHE_BYTES:
             cache[stem] = exp
-        bad = masks_mod.coverage_mask(exp.sci, exp.err, exp.dq, good_bits=good_bits)
-        sm = masks_mod.source_mask(exp.sci, exp.err, bad=bad, detect_thresh=cfg["DETECT_THRESH"],
-                                   small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
-                                   dilate_iterations=cfg["DILATE_ITERATIONS"], pixel_scale=exp.pixel_scale,
+        bad = masks_mod.coverage_mask(exp.sci, exp.err, exp.dq, good_bits=params.good_bits)
+        sm = masks_mod.source_mask(exp.sci, exp.err, params=params.mask, bad=bad, pixel_scale=exp.pixel_scale,
                                    fwhm=psf_fwhm_pixels(exp.header.get("FILTER", ""), exp.pixel_scale),
-                                   suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+                                   suppress_warnings=params.suppress_warnings)
         if extra_masks is not None and stem in extra_masks:
             extra = np.asarray(extra_masks[stem], bool)
             if extra.shape != sm.mask.shape:
@@ -218,7 +216,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
         if policy == "off":
             st.note = gstats.reason
             before = np.array(exp.sci)
-            _finish(ws, stem, name, src, exp, sm.segm, sm.mask, sm.bad, excluded, None, cfg,
+            _finish(ws, stem, name, src, exp, sm.segm, sm.mask, sm.bad, excluded, None, params,
                     {"method": "none", "group": name, "n_group": len(stems), "pass": label})
             _fill_stats(st, exp)
             if qa and stem == stems[0]:
@@ -250,7 +248,8 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
     if frame is not None:
         gstats.frame_test = frame.as_dict()
     if usable:
-        method, model, box, gstats.cv_scores, gstats.cv_members = choose_background(group, usable, policy, cfg, sky_fixed)
+        method, model, box, gstats.cv_scores, gstats.cv_members = choose_background(
+            group, usable, policy, params, sky_fixed)
     gstats.method = method
     gstats.model = {"template": model.name if model else "", "background2d": f"box{box}",
                     "background2d+template": f"box{box}+{model.name}" if model else ""}.get(method, "")
@@ -294,7 +293,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], cfg: dict, qa: bool
                     prov.update(method=method, model=st.model, scale=st.scale)
         if not st.sky_subtracted and not st.note:
             st.note = gstats.reason or "not part of the group's background model"
-        _finish(ws, stem, name, src, exp, segm, smask, bad, excluded, uncovered, cfg, prov)
+        _finish(ws, stem, name, src, exp, segm, smask, bad, excluded, uncovered, params, prov)
         _fill_stats(st, exp)
         if uncovered is not None:
             st.n_uncovered = int(np.count_nonzero(uncovered))
@@ -340,11 +339,11 @@ def segm_path(ws: Workspace, stem: str) -> Path:
 
 
 def _finish(ws: Workspace, stem: str, group: str, src: Path, exp: Exposure, segm, smask, bad, excluded,
-            uncovered, cfg: dict, prov: dict) -> None:
+            uncovered, params: CleanParams, prov: dict) -> None:
     """Fill, then write the maps and the cleaned cal file of one exposure."""
-    _fill(exp, smask, bad, cfg)
+    _fill(exp, smask, bad, params)
     if uncovered is not None and exp.fill is not None:
         uncovered &= ~exp.fill.filled  # a bad pixel the fill replaced is not left unsubtracted
     prov = {**prov, "n_filled": exp.fill.n_filled if exp.fill is not None else 0}
     write_maps(segm_path(ws, stem), stem, segm, _cleanmap(smask, bad, exp, excluded, uncovered), group)
-    write_cal(src, exp, ws.output("clean", stem), {**prov, "cfg": cfg})
+    write_cal(src, exp, ws.output("clean", stem), {**prov, "parameters": params.parameters()})

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..params import CleanParams
 from . import frame_test as ftest, local_background as lb, super_background as sb, template_model as tm
 from .io import Exposure
 
@@ -64,7 +65,7 @@ class GroupStack:
         return tmpl, tvar
 
 
-def choose_background(group: GroupStack, usable: list[str], policy: str, cfg: dict, sky_fixed: bool = False
+def choose_background(group: GroupStack, usable: list[str], policy: str, params: CleanParams, sky_fixed: bool = False
             ) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
     """(method, template model, Background2D box, scores, scoring members) for the group.
 
@@ -73,8 +74,8 @@ def choose_background(group: GroupStack, usable: list[str], policy: str, cfg: di
     n = len(usable)
     idx = sorted({round(k * (n - 1) / max(1, MAX_CV_MEMBERS - 1)) for k in range(min(n, MAX_CV_MEMBERS))})
     names = [usable[i] for i in idx]
-    fixed = int(cfg["template_smooth"])
-    method_cfg = cfg["small_group_background"] if policy == "small" else "template"
+    fixed = int(params.template_smooth)
+    method_cfg = params.small_group_background if policy == "small" else "template"
     scores: dict = {}
     best_model, best_score = None, math.inf
     if method_cfg in ("template", "auto") and group.loo is not None:

@@ -35,6 +35,7 @@ import numpy as np
 from astropy.stats import mad_std
 from scipy import ndimage
 
+from ..params import MaskParams
 from .dqflags import JWST_GOOD_BITS, bad_pixels
 
 __all__ = ["GOOD_DQ_BITS", "SourceMask", "coverage_mask", "min_source_area", "detect",
@@ -360,14 +361,12 @@ def extended_mask(sci: np.ndarray, bad: np.ndarray, mask: np.ndarray, err: np.nd
 
 
 def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray | None = None, *,
-                bad: np.ndarray | None = None,
-                detect_thresh: float = 10.0, small_source_thresh: int = 0, dilate_seg: bool = True,
-                dilate_iterations: int = 2, pixel_scale: float = 0.1108, min_radius_arcsec: float = 0.1,
+                params: MaskParams = MaskParams(), bad: np.ndarray | None = None,
+                pixel_scale: float = 0.1108, min_radius_arcsec: float = 0.1,
                 min_area_floor: int = 3, fwhm: float = 3.0, box_size: int = 64, deblend: bool = False,
                 extended: bool = True, extended_fwhm: float = 12.0, extended_thresh: float = 4.0,
                 suppress_warnings: bool = True) -> SourceMask:
-    """The source mask of one exposure (``DETECT_THRESH``, ``SMALL_SOURCE_THRESH``,
-    ``DILATE_SEG``, ``DILATE_ITERATIONS``).
+    """The source mask of one exposure.
 
     Parameters
     ----------
@@ -375,6 +374,9 @@ def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray |
         Science image and uncertainty (e.g. MJy/sr).
     dq : 2D int `~numpy.ndarray`, optional
         DQ flags; pixels jwst would not use (:func:`coverage_mask`) are excluded first.
+    params : `reduce.params.MaskParams`
+        The configuration's ``DETECT_THRESH``, ``SMALL_SOURCE_THRESH``, ``DILATE_SEG`` and
+        ``DILATE_ITERATIONS`` (default: the schema's).
     bad : 2D bool `~numpy.ndarray`, optional
         Pixels to exclude, already computed (then ``dq`` is not read).
     pixel_scale : float
@@ -394,13 +396,13 @@ def source_mask(sci: np.ndarray, err: np.ndarray | None = None, dq: np.ndarray |
         if bad is None:
             bad = coverage_mask(sci, err, dq)
         n_pixels = min_source_area(pixel_scale, min_radius_arcsec, min_area_floor)
-        segm, rms, n_removed = detect(sci, bad, detect_thresh=detect_thresh, n_pixels=n_pixels,
+        segm, rms, n_removed = detect(sci, bad, detect_thresh=params.detect_thresh, n_pixels=n_pixels,
                                       fwhm=fwhm, box_size=box_size, deblend=deblend,
-                                      small_source_thresh=small_source_thresh)
+                                      small_source_thresh=params.small_source_thresh)
     mask = segm > 0
     if extended:
         mask |= extended_mask(sci, bad, dilate(mask, 2), err, fwhm=extended_fwhm, thresh=extended_thresh)
-    if dilate_seg:
-        mask = dilate(mask, dilate_iterations)
+    if params.dilate_seg:
+        mask = dilate(mask, params.dilate_iterations)
     return SourceMask(segm=segm, mask=mask, bad=bad, n_sources=int(segm.max(initial=0)),
                       n_removed=n_removed, bkg_rms=rms)

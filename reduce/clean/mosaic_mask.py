@@ -17,14 +17,14 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from ..params import MaskParams
 from . import masks
 
 __all__ = ["mosaic_source_mask", "project_mask", "project_mask_wcs"]
 
 
-def mosaic_source_mask(sci: np.ndarray, wht: np.ndarray, *, detect_thresh: float,
-                       small_source_thresh: int = 0, dilate_seg: bool = True, dilate_iterations: int = 2,
-                       pixel_scale: float = 0.1108, fwhm: float = 3.0, suppress_warnings: bool = True) -> np.ndarray:
+def mosaic_source_mask(sci: np.ndarray, wht: np.ndarray, params: MaskParams, *, pixel_scale: float = 0.1108,
+                       fwhm: float = 3.0, suppress_warnings: bool = True) -> np.ndarray:
     """Source mask of a mosaic (bool, True = source).
 
     Parameters
@@ -33,7 +33,7 @@ def mosaic_source_mask(sci: np.ndarray, wht: np.ndarray, *, detect_thresh: float
         Mosaic SCI (e.g. MJy/sr).
     wht : 2D `~numpy.ndarray`
         Mosaic WHT: pixels with ``wht <= 0`` or non-finite ``sci`` are not data.
-    detect_thresh, small_source_thresh, dilate_seg, dilate_iterations
+    params : `reduce.params.MaskParams`
         As for one exposure (DETECT_THRESH, SMALL_SOURCE_THRESH, DILATE_SEG, DILATE_ITERATIONS).
     pixel_scale : float
         Mosaic pixel scale in arcsec (minimum source area).
@@ -43,9 +43,8 @@ def mosaic_source_mask(sci: np.ndarray, wht: np.ndarray, *, detect_thresh: float
     nodata = ~(np.asarray(wht) > 0) | ~np.isfinite(sci)
     img = np.where(nodata, np.nan, np.asarray(sci, np.float32))
     dq = nodata.astype(np.uint32)  # DO_NOT_USE: excluded before detection
-    sm = masks.source_mask(img, None, dq, detect_thresh=detect_thresh, small_source_thresh=small_source_thresh,
-                           dilate_seg=dilate_seg, dilate_iterations=dilate_iterations, pixel_scale=pixel_scale,
-                           fwhm=fwhm, suppress_warnings=suppress_warnings)
+    sm = masks.source_mask(img, None, dq, params=params, pixel_scale=pixel_scale, fwhm=fwhm,
+                           suppress_warnings=suppress_warnings)
     return sm.mask & ~nodata
 
 

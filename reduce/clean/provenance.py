@@ -9,7 +9,8 @@ from __future__ import annotations
 
 __all__ = ["PARAMETER_KEYWORDS", "add_provenance"]
 
-#: Config key -> primary-header keyword of the cleaned file.
+#: Config key -> primary-header keyword of the cleaned file (the keys of
+#: :meth:`reduce.params.CleanParams.parameters`).
 PARAMETER_KEYWORDS = {
     "DETECT_THRESH": "MRC_DTHR", "MEDIAN_FILTER": "MRC_MEDF", "WINDOW_SIZE": "MRC_WSIZ",
     "SUPER_BKG_SUB": "MRC_SBKG", "SMALL_SOURCE_THRESH": "MRC_SSRC", "DILATE_SEG": "MRC_DSEG",
@@ -21,7 +22,7 @@ PARAMETER_KEYWORDS = {
 def _cards(prov: dict) -> list[list]:
     from .. import __version__
 
-    cfg = prov.get("cfg", {})
+    parameters = prov.get("parameters", {})
     cards = [["S_MRCLN", "COMPLETE", "mirim-reduce cleaning (masks, fill, background)"],
              ["MRC_VER", __version__, "mirim-reduce version that cleaned this file"],
              ["MRC_BKG", prov.get("method", "none"), "background removed: template, background2d, none"],
@@ -34,8 +35,8 @@ def _cards(prov: dict) -> list[list]:
     if prov.get("pass"):
         cards.append(["MRC_PASS", str(prov["pass"]), "cleaning pass"])
     for key, kw in PARAMETER_KEYWORDS.items():
-        if key in cfg:
-            cards.append([kw, cfg[key], f"config {key}"[:47]])
+        if key in parameters:
+            cards.append([kw, parameters[key], f"config {key}"[:47]])
     return cards
 
 

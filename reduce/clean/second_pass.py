@@ -13,7 +13,8 @@
    its pass-1 files are copied instead (MRC_PASS says "pass 2"), not recomputed.
 
 Each part resumes: finished groups, masks (``pass1/masks/<product>.json`` is written last)
-and copies are not redone unless OVERWRITE.
+and copies are not redone unless OVERWRITE. The second pass reads the cleaning's parameters
+(:class:`reduce.params.CleanParams`) and, for the mosaics, stage 3's (:class:`reduce.params.PipelineParams`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 
 from .. import identity
 from ..fsutil import atomic_path, write_json
+from ..params import CleanParams, MaskParams, PipelineParams
 from ..stages.task import Outcome
 from ..workers import WorkerPool, peak_rss_mb, task_log
 from ..workspace import FirstPass, Workspace
@@ -41,14 +43,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MosaicMaskJob:
-    """One first-pass mosaic: its pass-1 cleaned members and the stage-3 parameters."""
+    """One first-pass mosaic: its pass-1 cleaned members, the stage-3 parameters and the mask's."""
 
     root: str
     product: str
     members: list[str]  # pass-1 cleaned cal files
     stems: list[str]
     steps: dict
-    cfg: dict
+    mask: MaskParams
+    suppress_warnings: bool
     identity: str = ""
     made_of: dict | None = None
 
@@ -98,7 +101,6 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
     from ..stages.stage3 import association_text
     from .mosaic_mask import mosaic_source_mask, project_mask_wcs
 
-    cfg = job.cfg
     out_dir = first.dir("stage3") / job.product
     out_dir.mkdir(parents=True, exist_ok=True)
     asn = out_dir / f"{job.product}_asn.json"
@@ -108,11 +110,8 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
     sci, wht = np.asarray(mosaic.data, np.float32), np.asarray(mosaic.wht, np.float32)
     mwcs = mosaic.meta.wcs
     scale = math.sqrt(float(mosaic.meta.photometry.pixelarea_steradians)) * 206264.806
-    mmask = mosaic_source_mask(sci, wht, detect_thresh=cfg["DETECT_THRESH"],
-                               fwhm=psf_fwhm_pixels(mosaic.meta.instrument.filter or "", scale),
-                               small_source_thresh=cfg["SMALL_SOURCE_THRESH"], dilate_seg=cfg["DILATE_SEG"],
-                               dilate_iterations=cfg["DILATE_ITERATIONS"], pixel_scale=scale,
-                               suppress_warnings=cfg["SUPPRESS_WARNINGS"])
+    mmask = mosaic_source_mask(sci, wht, job.mask, fwhm=psf_fwhm_pixels(mosaic.meta.instrument.filter or "", scale),
+                               pixel_scale=scale, suppress_warnings=job.suppress_warnings)
     with atomic_path(out_dir / f"{job.product}_mosaic_mask.fits") as tmp:
         fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(mmask.astype(np.uint8), name="MASK")]).writeto(tmp)
     by_name = {f"{s}_cal.fits": s for s in job.stems}
@@ -140,28 +139,27 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
                    peak_rss_mb())
 
 
-def plan_masks(first: FirstPass, report: CleanReport, cfg: dict, crds_context: str
-               ) -> tuple[list[MosaicMaskJob], list[str], set[str]]:
+def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipeline: PipelineParams,
+               crds_context: str, *, overwrite: bool) -> tuple[list[MosaicMaskJob], list[str], set[str]]:
     """Jobs for the first-pass mosaics still to mask (those with a sky-subtracted member whose
     masks are missing or were made from other pass-1 files, parameters or versions), the notes
     of those already done, and the stems every current mosaic mask covers."""
     from ..stages.stage3 import mosaic_groups, mosaic_steps
 
     jobs, notes, covered = [], [], set()
-    for product, members in mosaic_groups(report.files, cfg["mosaic_per"]).items():
+    for product, members in mosaic_groups(report.files, pipeline.mosaic_per).items():
         if not any(Path(m) in report.sky_subtracted for m in members):
             continue
-        mine = mosaic_steps(cfg, members, report.sky_subtracted)  # as stage 3 will run it
+        mine = mosaic_steps(pipeline, members, report.sky_subtracted)  # as stage 3 will run it
         stems = [Path(m).name.removesuffix("_cal.fits") for m in members]
         covered.update(stems)
         made_of = {"stage": "masks", "product": product,
                    "members": {Path(m).name: identity.read(Path(m)) for m in sorted(members)}, "steps": mine,
-                   "parameters": {k: cfg[k] for k in ("DETECT_THRESH", "SMALL_SOURCE_THRESH", "DILATE_SEG",
-                                                      "DILATE_ITERATIONS")},
+                   "parameters": params.mask.parameters(),
                    "versions": identity.versions(crds_context)}
         ident = identity.digest(made_of)
         marker = marker_path(first, product)
-        if not cfg["OVERWRITE"] and all(identity.is_current(mask_path(first, s), ident) for s in stems):
+        if not overwrite and all(identity.is_current(mask_path(first, s), ident) for s in stems):
             try:
                 record = json.loads(marker.read_text())
                 if record.get("identity") == ident:
@@ -169,8 +167,8 @@ def plan_masks(first: FirstPass, report: CleanReport, cfg: dict, crds_context: s
                     continue
             except (OSError, ValueError, KeyError):
                 pass
-        jobs.append(MosaicMaskJob(str(first.root), product, [str(m) for m in members], stems, mine, dict(cfg),
-                                  ident, made_of))
+        jobs.append(MosaicMaskJob(str(first.root), product, [str(m) for m in members], stems, mine, params.mask,
+                                  params.suppress_warnings, ident, made_of))
     return jobs, notes, covered
 
 
@@ -183,9 +181,9 @@ def remove_stale_masks(first: FirstPass, covered: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool, crds_context: str = "", *,
-                   groups: list[str] | None = None, first_pass: bool = False, masks: list[str] | None = None
-                   ) -> tuple[CleanReport, list[Outcome]]:
+def run_two_passes(ws: Workspace, stems: list[str], params: CleanParams, pipeline: PipelineParams, pool: WorkerPool,
+                   crds_context: str = "", *, overwrite: bool, groups: list[str] | None = None,
+                   first_pass: bool = False, masks: list[str] | None = None) -> tuple[CleanReport, list[Outcome]]:
     """Pass 1, the first-pass mosaics' masks, pass 2; returns pass 2's report and the
     outcomes of every task (groups of both passes, masks).
 
@@ -195,15 +193,16 @@ def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool,
     pass (pass 1 and every mosaic mask must be done)."""
     first = FirstPass(ws.root).create()
     if first_pass:
-        rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1", only=groups)
+        rep1 = run_pass(first, stems, params, overwrite=overwrite, pool=pool, label="pass 1", only=groups)
         return rep1, rep1.outcomes
     scoped = groups is not None or masks is not None
-    rep1 = run_pass(first, stems, cfg, pool=pool, label="pass 1", only=[] if scoped else None)
+    rep1 = run_pass(first, stems, params, overwrite=overwrite, pool=pool, label="pass 1",
+                    only=[] if scoped else None)
     rep1.require_complete("the first-pass mosaic masks" if masks is not None else "the second cleaning pass",
                           "clean WORKSPACE --first-pass")
-    jobs, mask_notes, covered = plan_masks(first, rep1, cfg, crds_context)
+    jobs, mask_notes, covered = plan_masks(first, rep1, params, pipeline, crds_context, overwrite=overwrite)
     if masks is not None:
-        _check_products(first, rep1, cfg, masks)
+        _check_products(rep1, pipeline, masks)
         jobs = [j for j in jobs if j.product in masks]
     elif groups is not None and jobs:
         from ..errors import WorkspaceError
@@ -217,18 +216,18 @@ def run_two_passes(ws: Workspace, stems: list[str], cfg: dict, pool: WorkerPool,
     if masks is not None:
         return rep1, outs
     mask_notes += [json.loads(marker_path(first, j.product).read_text())["note"] for j in jobs]
-    rep2 = run_pass(ws, stems, cfg, pool=pool, label="pass 2", first=first, only=groups)
+    rep2 = run_pass(ws, stems, params, overwrite=overwrite, pool=pool, label="pass 2", first=first, only=groups)
     rep2.notes = [f"cleaning: second pass (first pass in {first.dir('clean').parent})", *sorted(mask_notes),
                   *rep2.notes]
     return rep2, rep1.outcomes + outs + rep2.outcomes
 
 
-def _check_products(first: FirstPass, report: CleanReport, cfg: dict, products: list[str]) -> None:
+def _check_products(report: CleanReport, pipeline: PipelineParams, products: list[str]) -> None:
     """An InputError naming any of ``products`` that is not a mosaic of the first pass."""
     from ..errors import InputError
     from ..stages.stage3 import mosaic_groups
 
-    names = set(mosaic_groups(report.files, cfg["mosaic_per"]))
+    names = set(mosaic_groups(report.files, pipeline.mosaic_per))
     unknown = sorted(set(products) - names)
     if unknown:
         raise InputError(f"no mosaic {', '.join(unknown)} in this workspace (mosaics: {', '.join(sorted(names))})")

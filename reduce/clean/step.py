@@ -20,9 +20,9 @@ from pathlib import Path
 
 from .. import identity
 from ..fsutil import write_json
+from ..params import CleanParams
 from ..workspace import Workspace
 from . import super_background as sb
-from . import dqflags
 from .group import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE, clean_group, group_name
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class GroupJob:
     first_pass: bool
     key: tuple
     members: list[str]
-    cfg: dict
+    params: CleanParams
     qa: bool
     label: str
     first: str | None = None
@@ -113,7 +113,7 @@ def clean_group_task(job: GroupJob) -> dict:
                                        f"held); wait for it, then run the same command again")
         with task_log(ws.log("clean", name)):
             with warnings.catch_warnings():
-                if job.cfg["SUPPRESS_WARNINGS"]:
+                if job.params.suppress_warnings:
                     warnings.simplefilter("ignore", RuntimeWarning)
                 gst, est = _clean_or_promote(ws, job, name)
                 for stem in job.members:  # after every member's files: a partial group is redone
@@ -143,24 +143,19 @@ def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, li
 
         first = FirstPass(Path(job.first))
         masks = {s: m for s in job.members if (m := read_mask(first, s)) is not None}
-    gst, est = clean_group(ws, job.key, job.members, job.cfg, qa=job.qa, extra_masks=masks, label=job.label)
+    gst, est = clean_group(ws, job.key, job.members, job.params, qa=job.qa, extra_masks=masks, label=job.label)
     return asdict(gst), [asdict(e) for e in est]
 
 
-#: Configuration keys the cleaning's products depend on (SUPPRESS_WARNINGS, jobs: not).
-CLEAN_PARAMETERS = ("MEDIAN_FILTER", "WINDOW_SIZE", "SUPER_BKG_SUB", "SMALL_SOURCE_THRESH", "DILATE_SEG",
-                    "DILATE_ITERATIONS", "MEDIAN_THRESH", "DETECT_THRESH", "template_smooth",
-                    "small_group_background", "clean_outlier_sigma", "clean_second_pass")
-
-
-def group_identity(ws: Workspace, members: list[str], cfg: dict, label: str, first: Workspace | None) -> dict:
+def group_identity(ws: Workspace, members: list[str], params: CleanParams, label: str,
+                   first: Workspace | None) -> dict:
     """What a group's cleaning depends on: its members' stage-2 files (their identities), the
-    cleaning parameters, stage 3's good_bits (which pixels are bad), the pass, the projected
-    masks (second pass) and the versions."""
+    cleaning parameters (:meth:`reduce.params.CleanParams.parameters`), stage 3's good_bits
+    (which pixels are bad), the pass, the projected masks (second pass) and the versions."""
     made_of = {"stage": "clean", "pass": label,
                "members": {s: identity.read(ws.output("stage2", s)) for s in sorted(members)},
-               "parameters": {k: cfg[k] for k in CLEAN_PARAMETERS},
-               "good_bits": dqflags.stage3_good_bits(cfg), "versions": identity.versions("")}
+               "parameters": params.parameters(),
+               "good_bits": params.good_bits, "versions": identity.versions("")}
     if first is not None:
         from .pass_files import mask_path
 
@@ -185,9 +180,9 @@ def _current_record(ws: Workspace, name: str, members: list[str], ident: str) ->
     return record
 
 
-def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = True, label: str = "",
-              first: Workspace | None = None, only: list[str] | None = None) -> CleanResult:
-    """Clean every group of ``stems`` (skipping finished groups unless OVERWRITE), the groups
+def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite: bool, pool=None, qa: bool = True,
+              label: str = "", first: Workspace | None = None, only: list[str] | None = None) -> CleanResult:
+    """Clean every group of ``stems`` (skipping finished groups unless ``overwrite``), the groups
     in parallel in ``pool`` (a :class:`reduce.workers.WorkerPool`; one of one worker if None).
 
     ``first`` (second pass): the first pass's workspace, whose projected masks are added
@@ -204,7 +199,7 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
     notes: list[str] = []
     if missing:
         notes.append(f"cleaning: {len(missing)} exposure(s) without a stage-2 cal file: {', '.join(missing)}")
-    if not cfg["MEDIAN_FILTER"] and not cfg["SUPER_BKG_SUB"]:
+    if not params.median_filter and not params.super_bkg_sub:
         notes.append("cleaning off (MEDIAN_FILTER and SUPER_BKG_SUB are false): stage 3 uses the stage-2 cal files")
         return CleanResult(files=list(cal.values()), notes=notes)
 
@@ -222,9 +217,9 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
     pending: list[str] = []
     for key, members in groups.items():
         name = group_name(key)
-        made_of = group_identity(ws, members, cfg, label, first)
+        made_of = group_identity(ws, members, params, label, first)
         ident = identity.digest(made_of)
-        record = None if cfg["OVERWRITE"] and (only is None or name in only) else _current_record(
+        record = None if overwrite and (only is None or name in only) else _current_record(
             ws, name, members, ident)
         if record is not None:
             out_groups[name] = {**record["group"], "skipped": True}
@@ -234,7 +229,7 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
         if only is not None and name not in only:
             pending.append((name, members, ident))
             continue
-        job = GroupJob(str(ws.root), isinstance(ws, FirstPass), key, members, dict(cfg), qa, label,
+        job = GroupJob(str(ws.root), isinstance(ws, FirstPass), key, members, params, qa, label,
                        first=str(first.root) if first is not None else None, identity=ident, made_of=made_of)
         if first is not None:
             _plan_promotion(job, first, name, members)
@@ -263,7 +258,7 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
     out_exp = {s: out_exp[s] for s in cal if s in out_exp}
     pending = [name for name, _, _ in pending]
     if not pending:
-        _write_summary(ws, cfg, label, out_groups, out_exp)
+        _write_summary(ws, params, label, out_groups, out_exp)
     else:
         notes.append(f"cleaning: {len(pending)} group(s) not cleaned yet: {', '.join(pending)}")
 
@@ -275,12 +270,12 @@ def run_clean(ws: Workspace, stems: list[str], cfg: dict, pool=None, qa: bool = 
         if g.get("template") or g.get("method") == "background2d":
             notes.append(f"cleaning: group {name}: {g.get('method')} {g.get('model', '')} (chosen by "
                          f"cross-validation over {len(g.get('cv_members', []))} member(s))")
-        elif cfg["SUPER_BKG_SUB"]:
+        elif params.super_bkg_sub:
             notes.append(f"cleaning: group {name}: no background removed ({g.get('reason', '')})")
     filled = sum(e.get("n_filled", 0) for e in out_exp.values())
     unfilled = sum(e.get("n_unfilled", 0) for e in out_exp.values())
     uncovered = sum(e.get("n_uncovered", 0) for e in out_exp.values())
-    if cfg["MEDIAN_FILTER"]:
+    if params.median_filter:
         notes.append(f"cleaning: {filled} pixel(s) median-filled (DQ FLUX_ESTIMATED), "
                      f"{unfilled} left without a finite neighbour")
     if uncovered:
@@ -305,11 +300,11 @@ def _plan_promotion(job: GroupJob, first: Workspace, name: str, members: list[st
                         "exposures": {e["stem"]: e for e in p1["exposures"]}}
 
 
-def _write_summary(ws: Workspace, cfg: dict, label: str, groups: dict, exposures: dict) -> None:
+def _write_summary(ws: Workspace, params: CleanParams, label: str, groups: dict, exposures: dict) -> None:
     """``clean/clean_summary.json`` of a pass whose every group is done."""
-    summary = {"parameters": {k: cfg[k] for k in CLEAN_PARAMETERS},
+    summary = {"parameters": params.parameters(),
                "pass": label,
-               "bad_pixels": f"DQ flags outside good_bits {dqflags.stage3_good_bits(cfg)!r} (stage 3's resample), "
+               "bad_pixels": f"DQ flags outside good_bits {params.good_bits!r} (stage 3's resample), "
                              "non-finite SCI or ERR",
                "dq_filled": (f"DO_NOT_USE cleared, FLUX_ESTIMATED set, VAR_RNOISE x {FILLED_VARIANCE_FACTOR:g} "
                              "(ivm weight 1e-4 of a measured pixel)"),

@@ -30,8 +30,11 @@ def config_from(config: Optional[Path], jobs: Optional[int], overwrite: Optional
 
 
 def workdir_from(cfg: dict, workdir: Optional[Path], default: Path) -> Path:
-    path = workdir or (Path(cfg["WORKING_DIRECTORY"]) if cfg["WORKING_DIRECTORY"] else default)
-    check_folder(path, "--workdir" if workdir else "WORKING_DIRECTORY" if cfg["WORKING_DIRECTORY"] else "workspace")
+    from ..params import RunParams
+
+    configured = RunParams.from_config(cfg).working_directory
+    path = workdir or (Path(configured) if configured else default)
+    check_folder(path, "--workdir" if workdir else "WORKING_DIRECTORY" if configured else "workspace")
     return path
 
 

@@ -28,6 +28,7 @@ def package(workspace: Path = typer.Argument(..., help="workspace of a finished 
     """Package a workspace's mosaics: sorted names, TA-box cutouts, report.html, manifest.json."""
     from .. import config as config_mod
     from ..errors import InputError
+    from ..params import PackageParams
     from ..products import package as run_package
     from ..workspace import Workspace
 
@@ -38,7 +39,7 @@ def package(workspace: Path = typer.Argument(..., help="workspace of a finished 
                                      "MAKE_CUTOUTS": cutouts})
     ws = Workspace(workspace)
     with ws:
-        result = run_package(ws, cfg, None, cutout_size=cutout_size)
+        result = run_package(ws, PackageParams.from_config(cfg), cfg, None, cutout_size=cutout_size)
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"{len(result.products)} products in {result.dest}; report {result.report}; manifest {result.manifest}")

@@ -13,12 +13,16 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ReduceError
 from ..fsutil import write_text
 from . import slurm_plan as plan_mod
 from . import slurm_state as state_mod
 from .slurm_plan import ARRAY_STAGES, LISTS, PRODUCT_STAGES, STAGES, Options
+
+if TYPE_CHECKING:
+    from ..params import Params
 
 
 class SlurmError(ReduceError):
@@ -58,7 +62,7 @@ def status(ws: Path) -> list[state_mod.TaskState]:
     return state_mod.task_states(ws, record, q)
 
 
-def plan_lists(ws: Path, exposures: dict[str, Path], cfg: dict) -> dict[str, list[str]]:
+def plan_lists(ws: Path, exposures: dict[str, Path], mosaic_per: str) -> dict[str, list[str]]:
     """The array stages' lists: the exposures (``{stem: uncal file}``), and the cleaning groups
     and mosaics made of them, from each exposure's stage-2 cal file when it is done, else from
     its uncal file's primary header (stages 1 and 2 keep the keywords groups and mosaics are
@@ -77,7 +81,7 @@ def plan_lists(ws: Path, exposures: dict[str, Path], cfg: dict) -> dict[str, lis
     level = stage3_log.level
     stage3_log.setLevel(logging.ERROR)  # uncal names are in no image3 association's members
     try:
-        mosaics = list(mosaic_groups(list(files.values()), cfg["mosaic_per"]))
+        mosaics = list(mosaic_groups(list(files.values()), mosaic_per))
     finally:
         stage3_log.setLevel(level)
     return {"exposures": list(exposures), "groups": [group_name(k) for k in cleaning_groups(files)],
@@ -129,12 +133,13 @@ def submit_round(ws: Path, lists: dict[str, list[str]], opts: Options, todo: dic
     return rnd
 
 
-def _config(ws: Path, opts: Options) -> dict:
+def _params(ws: Path, opts: Options) -> Params:
     """The configuration the jobs will run with: ``--config``, else the workspace's, else the defaults."""
     from .. import config as config_mod
+    from ..params import parse
 
     own = Path(ws) / "config.toml"
-    return config_mod.load(opts.config or (own if own.is_file() else None))
+    return parse(config_mod.load(opts.config or (own if own.is_file() else None)))
 
 
 def _check_idle(ws: Path) -> list[str]:
@@ -163,9 +168,9 @@ def submit(ws: Path, opts: Options, *, dry_run: bool = False) -> Round:
         folders = {e.path.resolve().parent for e in selection.exposures}
         opts.binds = [*opts.binds, *sorted(f for f in folders if not f.is_relative_to(ws.resolve()))]
     blocked = [] if dry_run or not state_mod.load_jobs(ws)["rounds"] else _check_idle(ws)
-    cfg = _config(ws, opts)
-    stages = plan_mod.stages_for(cfg)
-    lists = plan_lists(ws, exposures, cfg)
+    p = _params(ws, opts)
+    stages = plan_mod.stages_for(p.clean)
+    lists = plan_lists(ws, exposures, p.pipeline.mosaic_per)
     write_scripts(ws, lists, opts, stages)
     todo = state_mod.todo(ws, lists, stages)
     if opts.input is not None:  # records written again from the folder (a new file is picked up)
@@ -198,9 +203,9 @@ def resubmit(ws: Path, *, dry_run: bool = False) -> Round:
             raise SlurmError(f"{ws} has no recorded inputs and no input folder: "
                              f"use `mirim-reduce slurm submit --input RAW`") from None
         exposures = {e.stem: e.path for e in inputs.select(opts.input).exposures}
-    cfg = _config(ws, opts)
-    stages = plan_mod.stages_for(cfg)
-    lists = plan_lists(ws, exposures, cfg)
+    p = _params(ws, opts)
+    stages = plan_mod.stages_for(p.clean)
+    lists = plan_lists(ws, exposures, p.pipeline.mosaic_per)
     write_scripts(ws, lists, opts, stages)
     todo = state_mod.todo(ws, lists, stages)
     rnd = Round(cancelled=blocked)

@@ -26,6 +26,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..params import CleanParams
 
 STAGES = ("prepare", "stage1", "stage2", "clean1", "masks", "clean", "stage3", "package")
 #: The list each array stage runs over (``WS/slurm/<list>.txt``).
@@ -51,10 +55,9 @@ WORKER_MB = {"prepare": 1024, "stage1": 1536, "stage2": 1536, "clean1": 1536, "m
              "stage3": 3072, "package": 1024}
 
 
-def stages_for(cfg: dict) -> tuple[str, ...]:
+def stages_for(clean: CleanParams) -> tuple[str, ...]:
     """The stages a configuration runs (the first pass and its masks only with two passes)."""
-    two = bool(cfg.get("clean_second_pass") and cfg.get("SUPER_BKG_SUB"))
-    return tuple(s for s in STAGES if two or s not in TWO_PASS_STAGES)
+    return tuple(s for s in STAGES if clean.two_passes or s not in TWO_PASS_STAGES)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..fsutil import atomic_path, write_json
+from ..params import PackageParams
 from ..workspace import Workspace
 from . import manifest as manifest_mod
 from . import tabox as tabox_mod
@@ -49,12 +50,12 @@ def safe_name(name: str) -> str:
     return s or "UNKNOWN"
 
 
-def date_stamp(cfg: dict, today: _dt.date | None = None) -> str:
-    return cfg.get("DATE") or (today or _dt.date.today()).strftime("%d%b%Y")
+def date_stamp(params: PackageParams, today: _dt.date | None = None) -> str:
+    return params.date or (today or _dt.date.today()).strftime("%d%b%Y")
 
 
-def destination(ws: Workspace, cfg: dict) -> Path:
-    d = cfg.get("DESTINATION_DIRECTORY") or ""
+def destination(ws: Workspace, params: PackageParams) -> Path:
+    d = params.destination_directory
     return Path(d).absolute() if d else ws.products
 
 
@@ -94,15 +95,18 @@ def _summary_dict(summary) -> dict:
     return dict(summary)
 
 
-def package(ws: Workspace, cfg: dict, summary=None, *, cutout_size: int = tabox_mod.DEFAULT_CUTOUT_SIZE,
-            today: _dt.date | None = None) -> PackageResult:
-    """Package the mosaics of workspace ``ws`` (see the module doc); returns what was written."""
+def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
+            cutout_size: int = tabox_mod.DEFAULT_CUTOUT_SIZE, today: _dt.date | None = None) -> PackageResult:
+    """Package the mosaics of workspace ``ws`` (see the module doc); returns what was written.
+
+    ``params``: the packaging's section of the configuration; ``config``: the whole
+    configuration (a :class:`reduce.config.Config`), which the manifest records."""
     ws_root = ws.root
     summ = _summary_dict(summary)
     if not summ and (ws_root / "summary.json").is_file():
         summ = json.loads((ws_root / "summary.json").read_text())
-    dest = destination(ws, cfg)
-    date = date_stamp(cfg, today)
+    dest = destination(ws, params)
+    date = date_stamp(params, today)
     result = PackageResult(dest=dest, date=date)
     i2ds = sorted(ws.dir("stage3").glob("*/*_i2d.fits"))
     infos = {p.parent.name: {**_mosaic_info(p), "i2d": p} for p in i2ds}
@@ -120,7 +124,7 @@ def package(ws: Workspace, cfg: dict, summary=None, *, cutout_size: int = tabox_
                 result.products.append(folder / f"{base}{suffix}")
         members = _members(src_dir)
         box = None
-        if cfg.get("MAKE_CUTOUTS", True):
+        if params.make_cutouts:
             box = _ta_box(ws_root, info, src_dir, packaged, folder / f"{base}_ta_box", cutout_size, result)
         mosaics.append(MosaicEntry(product=product, filter=info["filter"], target=info["target"], i2d=packaged,
                                    members=members, tabox=box))
@@ -137,7 +141,7 @@ def package(ws: Workspace, cfg: dict, summary=None, *, cutout_size: int = tabox_
         from ..inputs import load_record
 
         inputs = [e.path for e in load_record(ws_root).exposures]
-    man = manifest_mod.build(dest, result.products, tool_version=__version__, cfg=cfg, date=date, crds=crds,
+    man = manifest_mod.build(dest, result.products, tool_version=__version__, cfg=config, date=date, crds=crds,
                              inputs=inputs, ta_boxes=result.ta_boxes)
     result.manifest = dest / "manifest.json"
     write_json(result.manifest, man)

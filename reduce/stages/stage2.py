@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from .. import identity
-from ..config import step_overrides
+from ..params import PipelineParams
 from ..workspace import Workspace
 from .task import Task
 
 
-def plan(ws: Workspace, stems: list[str], cfg: dict, crds_context: str) -> list[Task]:
+def plan(ws: Workspace, stems: list[str], pipeline: PipelineParams, crds_context: str, *,
+         overwrite: bool) -> list[Task]:
     """One task per exposure with a rate file whose cal file is missing or was made from
-    another rate file, other parameters or other versions; all of them with OVERWRITE."""
+    another rate file, other parameters or other versions; all of them with ``overwrite``."""
     tasks = []
     for stem in stems:
         rate, out = ws.output("stage1", stem), ws.output("stage2", stem)
         if not rate.exists():
             continue
-        steps = step_overrides(cfg, "image2")
+        steps = pipeline.steps("image2")
         made_of = {"stage": "stage2", "input": {"name": rate.name, "identity": identity.read(rate)},
                    "steps": steps, "versions": identity.versions(crds_context)}
         ident = identity.digest(made_of)
-        if identity.is_current(out, ident) and not cfg["OVERWRITE"]:
+        if identity.is_current(out, ident) and not overwrite:
             continue
         tasks.append(Task(stage="stage2", name=stem, inputs=[str(rate)],
                           outputs=[str(out), str(out.with_name(f"{stem}_i2d.fits"))],

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from .. import identity
-from ..config import step_overrides
+from ..params import PipelineParams
 from ..workspace import Workspace
 from .task import Task
 
@@ -48,20 +48,20 @@ def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path
     return dict(sorted(groups.items()))
 
 
-def mosaic_steps(cfg: dict, members: list[Path], sky_subtracted: set[Path] = frozenset()) -> dict:
+def mosaic_steps(pipeline: PipelineParams, members: list[Path], sky_subtracted: set[Path] = frozenset()) -> dict:
     """Image3's ``steps=`` for one mosaic: the config's overrides, and skymatch skipped when every
     member's sky was already removed on source-masked pixels (it would estimate it again over all
     pixels, galaxies included)."""
-    steps = step_overrides(cfg, "image3")
+    steps = pipeline.steps("image3")
     if sky_subtracted and all(Path(m) in sky_subtracted for m in members):
         steps.setdefault("skymatch", {})["skip"] = True
     return steps
 
 
-def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, crds_context: str,
+def plan(ws: Workspace, cal_files: list[Path], pipeline: PipelineParams, *, crds_context: str, overwrite: bool,
          sky_subtracted: set[Path] = frozenset(), only: list[str] | None = None) -> list[Task]:
     """One task per mosaic whose i2d is missing or was made from other member files (their
-    identities), other parameters or other versions; all of them with OVERWRITE. ``only``:
+    identities), other parameters or other versions; all of them with ``overwrite``. ``only``:
     these mosaics only (by product name; an InputError names one that is not a mosaic).
 
     ``sky_subtracted``: cal files whose sky (and detector-fixed pattern) the cleaning's super
@@ -69,7 +69,7 @@ def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, crds_context: str,
     skymatch, which would estimate the sky again over all pixels, galaxies included.
     """
     tasks = []
-    mosaics = mosaic_groups(cal_files, cfg["mosaic_per"])
+    mosaics = mosaic_groups(cal_files, pipeline.mosaic_per)
     unknown = sorted(set(only or []) - set(mosaics))
     if unknown:
         from ..errors import InputError
@@ -78,13 +78,13 @@ def plan(ws: Workspace, cal_files: list[Path], cfg: dict, *, crds_context: str,
     for name, members in mosaics.items():
         if only is not None and name not in only:
             continue
-        steps = mosaic_steps(cfg, members, sky_subtracted)
+        steps = mosaic_steps(pipeline, members, sky_subtracted)
         final_dir = ws.dir("stage3") / name
         i2d = final_dir / f"{name}_i2d.fits"
         made_of = {"stage": "stage3", "members": {Path(m).name: identity.read(Path(m)) for m in sorted(members)},
                    "steps": steps, "versions": identity.versions(crds_context)}
         ident = identity.digest(made_of)
-        if identity.is_current(i2d, ident) and not cfg["OVERWRITE"]:
+        if identity.is_current(i2d, ident) and not overwrite:
             continue
         tasks.append(Task(stage="stage3", name=name, inputs=[str(m) for m in members],
                           outputs=[str(i2d)], log=str(ws.log("stage3", name)),
