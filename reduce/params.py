@@ -138,7 +138,6 @@ class PipelineParams:
     tables: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=lambda: _frozen(PIPELINE_DEFAULTS))
     skip_bkgsub: bool = _key("SKIP_BKGSUB")  #: skip stage 3's skymatch
     mosaic_per: str = _key("mosaic_per")  #: 'observation' or 'filter': one mosaic per (observation,) filter
-    save_outputs: bool = _key("save_outputs")  #: also copy the pipeline logs next to the products
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PipelineParams:
@@ -160,6 +159,7 @@ class PackageParams:
     destination_directory: str = _key("DESTINATION_DIRECTORY")  #: where products go ('' = WORKSPACE/products)
     date: str = _key("DATE")  #: date stamp of product names, %d%b%Y ('' = today)
     make_cutouts: bool = _key("MAKE_CUTOUTS")  #: TA-box cutouts of the mosaics
+    save_outputs: bool = _key("save_outputs", product=False)  #: also copy WORKSPACE/logs to DEST/logs
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PackageParams:

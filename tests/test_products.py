@@ -87,6 +87,29 @@ def test_config_destination_date_and_no_cutouts(demo, tmp_path):
     assert names and all("_01Jan2025_" in n for n in names)
     assert not [n for n in names if "_ta_box" in n]
     assert json.loads((tmp_path / "dest" / "manifest.json").read_text())["date"] == "01Jan2025"
+    assert not (tmp_path / "dest" / "logs").exists()
+
+
+def test_save_outputs_copies_the_logs_beside_the_products(demo, tmp_path):
+    """save_outputs: WORKSPACE/logs copied to DEST/logs; records, not products: the manifest does
+    not list them and verify does not count them."""
+    from reduce import config
+    from reduce.params import PackageParams
+    from reduce.products import package, verify
+    from reduce.workspace import Workspace
+
+    runs = {}
+    for save in (False, True):
+        cfg = config.load(demo / "config.toml", {"DESTINATION_DIRECTORY": str(tmp_path / f"dest{save}"),
+                                                 "save_outputs": save})
+        runs[save] = package(Workspace(demo), PackageParams.from_config(cfg), cfg).dest
+    logs = sorted(p.relative_to(demo / "logs") for p in (demo / "logs").rglob("*.log"))
+    copied = sorted(p.relative_to(runs[True] / "logs") for p in (runs[True] / "logs").rglob("*"))
+    assert logs and copied == logs and not (runs[False] / "logs").exists()
+    assert (runs[True] / "logs" / logs[0]).read_bytes() == (demo / "logs" / logs[0]).read_bytes()
+    listed = json.loads((runs[True] / "manifest.json").read_text())["products"]
+    assert not [e for e in listed if e["path"].startswith("logs/")]
+    assert verify(runs[True], runs[False], exact=True).ok
 
 
 def test_safe_names():

@@ -34,6 +34,8 @@ IMAGE_ENV = ("MIRIM_IMAGE_DIGEST", "MIRIM_IMAGE_REF")
 IMAGE_ENV_PREFIX = "MIRIM_BUILD_"
 #: Files of DEST the manifest does not list: itself, and the report (it holds run times).
 UNLISTED = ("manifest.json", "report.html", "report.md")
+#: DEST's folder of the pipeline logs (``save_outputs``): records of the run, not products
+LOGS = "logs"
 
 
 def versions() -> dict[str, str]:

@@ -141,6 +141,11 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
         from ..inputs import load_record
 
         inputs = [e.path for e in load_record(ws_root).exposures]
+    if params.save_outputs:
+        logs = sorted(p for p in (ws_root / "logs").rglob("*.log") if p.is_file())
+        for log in logs:
+            _copy(log, dest / manifest_mod.LOGS / log.relative_to(ws_root / "logs"))
+        result.notes.append(f"save_outputs: {len(logs)} pipeline log(s) copied to {dest / manifest_mod.LOGS}")
     man = manifest_mod.build(dest, result.products, tool_version=__version__, cfg=config, date=date, crds=crds,
                              inputs=inputs, ta_boxes=result.ta_boxes)
     result.manifest = dest / "manifest.json"

@@ -30,7 +30,7 @@ from pathlib import Path
 from ..errors import InputError
 from . import hashing
 from .compare import Row, VerifyResult, compare_fits, compare_tables
-from .manifest import UNLISTED
+from .manifest import LOGS, UNLISTED
 
 __all__ = ["Row", "VerifyResult", "verify", "RTOL", "ATOL"]
 
@@ -48,6 +48,13 @@ def manifest_of(dest: Path) -> dict | None:
     return None
 
 
+def _unlisted(rel: str) -> bool:
+    """True for DEST's files that are not products: the manifest, the report, hidden files and
+    the copied pipeline logs (``save_outputs``)."""
+    parts = rel.split("/")
+    return rel in UNLISTED or parts[0] == LOGS or any(part.startswith(".") for part in parts)
+
+
 def product_key(rel: str, date: str | None) -> str:
     """A product's path relative to DEST with its date stamp as ``{DATE}``."""
     return rel.replace(date, "{DATE}") if date else hashing.DATE_STAMP_RE.sub("{DATE}", rel)
@@ -58,7 +65,7 @@ def files_of(dest: Path, manifest: dict | None) -> dict[str, Path]:
     ``manifest.json``, the report page and hidden files) and those its manifest lists."""
     rels = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
     rels |= {e["path"] for e in (manifest or {}).get("products", [])}
-    rels = {r for r in rels if r not in UNLISTED and not any(part.startswith(".") for part in r.split("/"))}
+    rels = {r for r in rels if not _unlisted(r)}
     date = (manifest or {}).get("date")
     return {product_key(r, date): dest / r for r in sorted(rels)}
 
@@ -73,8 +80,7 @@ def check_manifest(dest: Path, label: str, manifest: dict | None, res: VerifyRes
     missing = [p for p in listed if not (dest / p).is_file()]
     changed = [p for p, e in listed.items() if p not in missing and hashing.sha256_file(dest / p) != e["sha256"]]
     on_disk = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
-    unlisted = sorted(p for p in on_disk - set(listed)
-                      if p not in UNLISTED and not any(part.startswith(".") for part in p.split("/")))
+    unlisted = sorted(p for p in on_disk - set(listed) if not _unlisted(p))
     part, date = f"{label} manifest", manifest.get("date")
     for p in missing:
         res.rows.append(Row(product_key(p, date), part, "MISSING", f"listed in the {label}'s manifest, not on disk"))
