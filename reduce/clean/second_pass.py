@@ -87,7 +87,7 @@ def mosaic_mask_task(job: MosaicMaskJob) -> Outcome:
 
     first = FirstPass(Path(job.root))
     start = time.perf_counter()
-    with task_lock(first.dir("masks") / f".{job.product}.lock") as mine:
+    with task_lock(first.dir("masks") / f".{job.product}.masks.lock") as mine:
         if not mine:
             raise WorkspaceLockedError(f"the mosaic mask of {job.product} is being made by another process (its "
                                        f"lock is held); wait for it, then run the same command again")

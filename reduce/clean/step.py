@@ -95,7 +95,7 @@ def group_record_path(ws: Workspace, name: str) -> Path:
 
 def clean_group_task(job: GroupJob) -> dict:
     """Worker: clean (or, in pass 2, promote) one group; its log is ``logs/[pass1/]clean/<group>.log``.
-    The group's lock (``clean/groups/.<group>.lock``) keeps two processes (HPC tasks sharing the
+    The group's lock (``clean/groups/.<group>.clean.lock``, named like the pipeline tasks') keeps two processes (HPC tasks sharing the
     workspace) from cleaning it at once. Returns {"group": GroupStats dict, "exposures":
     [ExposureStats dicts], "outcome": Outcome}."""
     from ..errors import WorkspaceLockedError
@@ -107,7 +107,7 @@ def clean_group_task(job: GroupJob) -> dict:
     name = group_name(job.key)
     start = time.perf_counter()
     record = group_record_path(ws, name)
-    with task_lock(record.parent / f".{name}.lock") as mine:
+    with task_lock(record.parent / f".{name}.clean.lock") as mine:
         if not mine:
             raise WorkspaceLockedError(f"cleaning group {name} is being run by another process (its lock is "
                                        f"held); wait for it, then run the same command again")
