@@ -95,8 +95,8 @@ def group_record_path(ws: Workspace, name: str) -> Path:
 
 def clean_group_task(job: GroupJob) -> dict:
     """Worker: clean (or, in pass 2, promote) one group; its log is ``logs/[pass1/]clean/<group>.log``.
-    The group's lock (``clean/groups/.<group>.clean.lock``, named like the pipeline tasks') keeps two processes (HPC tasks sharing the
-    workspace) from cleaning it at once. Returns {"group": GroupStats dict, "exposures":
+    The group's lock (``clean/groups/.<group>.clean.lock``, named like the pipeline tasks')
+    keeps two processes (HPC tasks sharing the workspace) from cleaning it at once. Returns {"group": GroupStats dict, "exposures":
     [ExposureStats dicts], "outcome": Outcome}."""
     from ..errors import WorkspaceLockedError
     from ..fsutil import task_lock
