@@ -104,7 +104,7 @@ def test_save_outputs_copies_the_logs_beside_the_products(demo, tmp_path):
                                                  "save_outputs": save})
         runs[save] = package(Workspace(demo), PackageParams.from_config(cfg), cfg).dest
     logs = sorted(p.relative_to(demo / "logs") for p in (demo / "logs").rglob("*.log"))
-    copied = sorted(p.relative_to(runs[True] / "logs") for p in (runs[True] / "logs").rglob("*"))
+    copied = sorted(p.relative_to(runs[True] / "logs") for p in (runs[True] / "logs").rglob("*") if p.is_file())
     assert logs and copied == logs and not (runs[False] / "logs").exists()
     assert (runs[True] / "logs" / logs[0]).read_bytes() == (demo / "logs" / logs[0]).read_bytes()
     listed = json.loads((runs[True] / "manifest.json").read_text())["products"]
