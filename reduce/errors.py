@@ -88,6 +88,14 @@ def from_os_error(exc: BaseException) -> ReduceError | None:
     return None
 
 
+def check_names(wanted, known, what: str, plural: str) -> None:
+    """InputError naming each of ``wanted`` that is not in ``known`` (a part of a workspace asked
+    for by name: ``what`` "cleaning group", ``plural`` "groups")."""
+    unknown = sorted(set(wanted or ()) - set(known))
+    if unknown:
+        raise InputError(f"no {what} {', '.join(unknown)} in this workspace ({plural}: {', '.join(sorted(known))})")
+
+
 def check_folder(path, what: str = "--workdir") -> None:
     """WorkspaceError when ``path`` exists but is not a folder (it is created when missing)."""
     from pathlib import Path

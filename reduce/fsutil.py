@@ -98,6 +98,26 @@ def task_lock(path: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def task_lock_path(folder: Path, name: str, stage: str) -> Path:
+    """``folder/.<name>.<stage>.lock``: the lock by which a task (an exposure's stage, a cleaning
+    group, a mosaic's mask or stage 3) claims its outputs. Kept on purpose after the task: an flock
+    file must not be unlinked while another process may open it."""
+    return Path(folder) / f".{name}.{stage}.lock"
+
+
+@contextmanager
+def claimed(folder: Path, name: str, stage: str, what: str) -> Iterator[None]:
+    """The task's lock (:func:`task_lock_path`) for the block; a WorkspaceLockedError naming
+    ``what`` when another live process holds it."""
+    from .errors import WorkspaceLockedError
+
+    with task_lock(task_lock_path(folder, name, stage)) as mine:
+        if not mine:
+            raise WorkspaceLockedError(f"{what}: another process is running it (its lock is held); wait for it, "
+                                       f"then run the same command again")
+        yield
+
+
 def write_text(final: Path, text: str) -> None:
     """Write ``text`` to ``final`` atomically."""
     with atomic_path(final) as tmp:

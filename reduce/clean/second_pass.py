@@ -82,15 +82,11 @@ def _aligned_mosaic(job: MosaicMaskJob, asn_path: Path):
 
 def mosaic_mask_task(job: MosaicMaskJob) -> Outcome:
     """Worker: the mask of one first-pass mosaic, projected onto its members (files)."""
-    from ..errors import WorkspaceLockedError
-    from ..fsutil import task_lock
+    from ..fsutil import claimed
 
     first = FirstPass(Path(job.root))
     start = time.perf_counter()
-    with task_lock(first.dir("masks") / f".{job.product}.masks.lock") as mine:
-        if not mine:
-            raise WorkspaceLockedError(f"the mosaic mask of {job.product} is being made by another process (its "
-                                       f"lock is held); wait for it, then run the same command again")
+    with claimed(first.dir("masks"), job.product, "masks", f"the mosaic mask of {job.product}"):
         with task_log(first.log("stage3", job.product)):
             return _mosaic_mask(job, first, start)
 
@@ -140,14 +136,19 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
 
 
 def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipeline: PipelineParams,
-               crds_context: str, *, overwrite: bool) -> tuple[list[MosaicMaskJob], list[str], set[str]]:
+               crds_context: str, *, overwrite: bool, only: list[str] | None = None
+               ) -> tuple[list[MosaicMaskJob], list[str], set[str]]:
     """Jobs for the first-pass mosaics still to mask (those with a sky-subtracted member whose
     masks are missing or were made from other pass-1 files, parameters or versions), the notes
-    of those already done, and the stems every current mosaic mask covers."""
+    of those already done, and the stems every current mosaic mask covers. ``only``: jobs for
+    these mosaics only (an InputError names one that is not a mosaic)."""
+    from ..errors import check_names
     from ..stages.stage3 import mosaic_groups, mosaic_steps
 
     jobs, notes, covered = [], [], set()
-    for product, members in mosaic_groups(report.files, pipeline.mosaic_per).items():
+    mosaics = mosaic_groups(report.files, pipeline.mosaic_per)
+    check_names(only, mosaics, "mosaic", "mosaics")
+    for product, members in mosaics.items():
         if not any(Path(m) in report.sky_subtracted for m in members):
             continue
         mine = mosaic_steps(pipeline, members, report.sky_subtracted)  # as stage 3 will run it
@@ -167,6 +168,8 @@ def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipel
                     continue
             except (OSError, ValueError, KeyError):
                 pass
+        if only is not None and product not in only:
+            continue
         jobs.append(MosaicMaskJob(str(first.root), product, [str(m) for m in members], stems, mine, params.mask,
                                   params.suppress_warnings, ident, made_of))
     return jobs, notes, covered
@@ -200,11 +203,9 @@ def run_two_passes(ws: Workspace, stems: list[str], params: CleanParams, pipelin
                     only=[] if scoped else None)
     rep1.require_complete("the first-pass mosaic masks" if masks is not None else "the second cleaning pass",
                           "clean WORKSPACE --first-pass")
-    jobs, mask_notes, covered = plan_masks(first, rep1, params, pipeline, crds_context, overwrite=overwrite)
-    if masks is not None:
-        _check_products(rep1, pipeline, masks)
-        jobs = [j for j in jobs if j.product in masks]
-    elif groups is not None and jobs:
+    jobs, mask_notes, covered = plan_masks(first, rep1, params, pipeline, crds_context, overwrite=overwrite,
+                                           only=masks)
+    if groups is not None and jobs:
         from ..errors import WorkspaceError
 
         names = " ".join(f"--mosaic-mask {j.product}" for j in jobs)
@@ -221,13 +222,3 @@ def run_two_passes(ws: Workspace, stems: list[str], params: CleanParams, pipelin
                   *rep2.notes]
     return rep2, rep1.outcomes + outs + rep2.outcomes
 
-
-def _check_products(report: CleanReport, pipeline: PipelineParams, products: list[str]) -> None:
-    """An InputError naming any of ``products`` that is not a mosaic of the first pass."""
-    from ..errors import InputError
-    from ..stages.stage3 import mosaic_groups
-
-    names = set(mosaic_groups(report.files, pipeline.mosaic_per))
-    unknown = sorted(set(products) - names)
-    if unknown:
-        raise InputError(f"no mosaic {', '.join(unknown)} in this workspace (mosaics: {', '.join(sorted(names))})")

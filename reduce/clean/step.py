@@ -95,11 +95,10 @@ def group_record_path(ws: Workspace, name: str) -> Path:
 
 def clean_group_task(job: GroupJob) -> dict:
     """Worker: clean (or, in pass 2, promote) one group; its log is ``logs/[pass1/]clean/<group>.log``.
-    The group's lock (``clean/groups/.<group>.clean.lock``, named like the pipeline tasks')
-    keeps two processes (HPC tasks sharing the workspace) from cleaning it at once. Returns {"group": GroupStats dict, "exposures":
-    [ExposureStats dicts], "outcome": Outcome}."""
-    from ..errors import WorkspaceLockedError
-    from ..fsutil import task_lock
+    The group's lock (``clean/groups/.<group>.clean.lock``, :func:`reduce.fsutil.claimed`) keeps
+    two processes (HPC tasks sharing the workspace) from cleaning it at once. Returns
+    {"group": GroupStats dict, "exposures": [ExposureStats dicts], "outcome": Outcome}."""
+    from ..fsutil import claimed
     from ..stages.task import Outcome
     from ..workers import peak_rss_mb, task_log
 
@@ -107,10 +106,7 @@ def clean_group_task(job: GroupJob) -> dict:
     name = group_name(job.key)
     start = time.perf_counter()
     record = group_record_path(ws, name)
-    with task_lock(record.parent / f".{name}.clean.lock") as mine:
-        if not mine:
-            raise WorkspaceLockedError(f"cleaning group {name} is being run by another process (its lock is "
-                                       f"held); wait for it, then run the same command again")
+    with claimed(record.parent, name, "clean", f"cleaning group {name}"):
         with task_log(ws.log("clean", name)):
             with warnings.catch_warnings():
                 if job.params.suppress_warnings:
@@ -191,7 +187,7 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
     this run's cleaning of it (:func:`group_identity`: changed inputs, parameters, pass, masks
     or versions). ``only``: clean these groups only (by name; ``[]``: none), the others are
     reported as done or listed in ``CleanResult.pending`` (an HPC task per group)."""
-    from ..errors import InputError
+    from ..errors import check_names
     from ..workspace import FirstPass
 
     cal = {s: ws.output("stage2", s) for s in stems if ws.output("stage2", s).exists()}
@@ -204,14 +200,15 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
         return CleanResult(files=list(cal.values()), notes=notes)
 
     groups = cleaning_groups(cal)
-    names = {group_name(k) for k in groups}
-    unknown = sorted(set(only or []) - names)
-    if unknown:
-        raise InputError(f"no cleaning group {', '.join(unknown)} in this workspace (groups: "
-                         f"{', '.join(sorted(names))})")
+    check_names(only, [group_name(k) for k in groups], "cleaning group", "groups")
 
     out_groups: dict[str, dict] = {}
     out_exp: dict[str, dict] = {}
+
+    def done_before(name: str, record: dict) -> None:  # a group this call did not clean
+        out_groups[name] = {**record["group"], "skipped": True}
+        out_exp.update({e["stem"]: e for e in record["exposures"]})
+
     n_done = 0
     jobs: list[GroupJob] = []
     pending: list[str] = []
@@ -222,8 +219,7 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
         record = None if overwrite and (only is None or name in only) else _current_record(
             ws, name, members, ident)
         if record is not None:
-            out_groups[name] = {**record["group"], "skipped": True}
-            out_exp.update({e["stem"]: e for e in record["exposures"]})
+            done_before(name, record)
             n_done += 1
             continue
         if only is not None and name not in only:
@@ -252,8 +248,7 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
         record = _current_record(ws, name, members, ident)
         if record is not None:
             pending.remove((name, members, ident))
-            out_groups[name] = {**record["group"], "skipped": True}
-            out_exp.update({e["stem"]: e for e in record["exposures"]})
+            done_before(name, record)
     out_groups = dict(sorted(out_groups.items()))
     out_exp = {s: out_exp[s] for s in cal if s in out_exp}
     pending = [name for name, _, _ in pending]

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from .. import identity
-from ..fsutil import move_into_place, remove_tree, scratch_dir, task_lock
+from ..fsutil import move_into_place, remove_tree, scratch_dir, task_lock, task_lock_path
 from ..workers import peak_rss_mb, task_log
 from .task import Outcome, Task
 
@@ -47,7 +47,7 @@ def run_task(task: Task) -> Outcome:
 
 def _run_task(task: Task, start: float) -> Outcome:
     final = Path(task.final_dir) if task.final_dir else Path(task.outputs[0]).parent
-    lock = (final.parent if task.final_dir else final) / f".{task.name}.{task.stage}.lock"
+    lock = task_lock_path(final.parent if task.final_dir else final, task.name, task.stage)
     with task_lock(lock) as mine:  # a task claims its outputs: HPC array tasks share a workspace
         if not mine:
             return Outcome(task.stage, task.name, False, time.perf_counter() - start, 0.0, 0.0,
