@@ -161,7 +161,12 @@ def test_todo_follows_the_outputs(tmp_path):
     t = state.todo(ws, LISTS)
     assert t == {"prepare": False, "stage1": [STEMS[2]], "stage2": [STEMS[2]], "clean1": GROUPS, "masks": MOSAICS,
                  "clean": GROUPS, "stage3": MOSAICS, "package": True}
-    assert state.todo_after(t, "prepare", LISTS)["prepare"] is True
+    assert state.todo(ws, LISTS, redo_prepare=True) == {**t, "prepare": True}
+    # records written again from an input folder: prepare, then every group's and mosaic's task
+    for s in STEMS:
+        _touch(ws / "stage1" / f"{s}_rate.fits")
+        _touch(ws / "stage2" / f"{s}_cal.fits")
+    assert state.todo(ws, LISTS, redo_prepare=True) == {**t, "prepare": True, "stage1": [], "stage2": []}
 
 
 def test_task_states_from_outputs_and_squeue(tmp_path):

@@ -67,8 +67,6 @@ def plan_lists(ws: Path, exposures: dict[str, Path], mosaic_per: str) -> dict[st
     and mosaics made of them, from each exposure's stage-2 cal file when it is done, else from
     its uncal file's primary header (stages 1 and 2 keep the keywords groups and mosaics are
     made of)."""
-    import logging
-
     from ..clean.group import group_name
     from ..clean.step import cleaning_groups
     from ..stages.stage3 import mosaic_groups
@@ -77,15 +75,8 @@ def plan_lists(ws: Path, exposures: dict[str, Path], mosaic_per: str) -> dict[st
     for stem, uncal in exposures.items():
         cal = Path(ws) / "stage2" / f"{stem}_cal.fits"
         files[stem] = cal if state_mod.is_done(ws, "stage2", stem) else Path(uncal)
-    stage3_log = logging.getLogger("reduce.stages.stage3")
-    level = stage3_log.level
-    stage3_log.setLevel(logging.ERROR)  # uncal names are in no image3 association's members
-    try:
-        mosaics = list(mosaic_groups(list(files.values()), mosaic_per))
-    finally:
-        stage3_log.setLevel(level)
     return {"exposures": list(exposures), "groups": [group_name(k) for k in cleaning_groups(files)],
-            "mosaics": mosaics}
+            "mosaics": list(mosaic_groups(list(files.values()), mosaic_per))}
 
 
 def write_scripts(ws: Path, lists: dict[str, list[str]], opts: Options, stages: tuple[str, ...]) -> None:
@@ -168,19 +159,8 @@ def submit(ws: Path, opts: Options, *, dry_run: bool = False) -> Round:
         folders = {e.path.resolve().parent for e in selection.exposures}
         opts.binds = [*opts.binds, *sorted(f for f in folders if not f.is_relative_to(ws.resolve()))]
     blocked = [] if dry_run or not state_mod.load_jobs(ws)["rounds"] else _check_idle(ws)
-    p = _params(ws, opts)
-    stages = plan_mod.stages_for(p.clean)
-    lists = plan_lists(ws, exposures, p.pipeline.mosaic_per)
-    write_scripts(ws, lists, opts, stages)
-    todo = state_mod.todo(ws, lists, stages)
-    if opts.input is not None:  # records written again from the folder (a new file is picked up)
-        todo = state_mod.todo_after(todo, "prepare", lists)
-    rnd = Round(cancelled=blocked)
-    if blocked:
-        _run(["scancel", *blocked])
-    sub = submit_round(ws, lists, opts, todo, stages, dry_run=dry_run)
-    rnd.argv, rnd.jobs = sub.argv, sub.jobs
-    return rnd
+    # with an input folder the records are written again from it (a new file is picked up)
+    return _round(ws, exposures, opts, blocked, dry_run=dry_run, redo_prepare=opts.input is not None)
 
 
 def resubmit(ws: Path, *, dry_run: bool = False) -> Round:
@@ -203,11 +183,18 @@ def resubmit(ws: Path, *, dry_run: bool = False) -> Round:
             raise SlurmError(f"{ws} has no recorded inputs and no input folder: "
                              f"use `mirim-reduce slurm submit --input RAW`") from None
         exposures = {e.stem: e.path for e in inputs.select(opts.input).exposures}
+    return _round(ws, exposures, opts, blocked, dry_run=dry_run)
+
+
+def _round(ws: Path, exposures: dict[str, Path], opts: Options, blocked: list[str], *, dry_run: bool,
+           redo_prepare: bool = False) -> Round:
+    """Plan the lists and stages from the configuration, write the scripts, cancel the
+    ``blocked`` jobs and submit what is not done."""
     p = _params(ws, opts)
     stages = plan_mod.stages_for(p.clean)
     lists = plan_lists(ws, exposures, p.pipeline.mosaic_per)
     write_scripts(ws, lists, opts, stages)
-    todo = state_mod.todo(ws, lists, stages)
+    todo = state_mod.todo(ws, lists, stages, redo_prepare=redo_prepare)
     rnd = Round(cancelled=blocked)
     if blocked and not dry_run:
         _run(["scancel", *blocked])

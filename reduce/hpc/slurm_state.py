@@ -69,10 +69,12 @@ def is_done(ws: Path, stage: str, name: str | None = None) -> bool:
     return output(ws, stage, name).is_file()
 
 
-def todo(ws: Path, lists: dict[str, list[str]], stages: tuple[str, ...] = STAGES) -> dict[str, object]:
-    """What a new round must run: per array stage the names not done, per other stage a flag.
-    After an earlier stage with work, every group's and mosaic's task and every later
-    whole-workspace job runs again (mirim-reduce itself skips what is still current)."""
+def todo(ws: Path, lists: dict[str, list[str]], stages: tuple[str, ...] = STAGES, *,
+         redo_prepare: bool = False) -> dict[str, object]:
+    """What a new round must run: per array stage the names not done, per other stage a flag
+    (``redo_prepare``: the prepare job too, done or not). After an earlier stage with work,
+    every group's and mosaic's task and every later whole-workspace job runs again
+    (mirim-reduce itself skips what is still current)."""
     out: dict[str, object] = {}
     dirty = False
     for stage in stages:
@@ -82,16 +84,9 @@ def todo(ws: Path, lists: dict[str, list[str]], stages: tuple[str, ...] = STAGES
             names = lists[LISTS[stage]]
             out[stage] = list(names) if dirty else [n for n in names if not is_done(ws, stage, n)]
         else:
-            out[stage] = dirty or not is_done(ws, stage)
+            out[stage] = dirty or (stage == "prepare" and redo_prepare) or not is_done(ws, stage)
         dirty = dirty or bool(out[stage])
     return out
-
-
-def todo_after(todo: dict[str, object], stage: str, lists: dict[str, list[str]]) -> dict[str, object]:
-    """``todo`` with ``stage`` and every later stage to run (exposures' arrays unchanged)."""
-    later = STAGES[STAGES.index(stage):]
-    return {s: (v if s in PRODUCT_STAGES or s not in later
-                else list(lists[LISTS[s]]) if s in ARRAY_STAGES else True) for s, v in todo.items()}
 
 
 @dataclass

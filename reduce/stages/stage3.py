@@ -25,7 +25,9 @@ def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path
     ``mosaic_per = "observation"``: the observation candidates' associations; ``"filter"``:
     the group candidate's (``c1000``, over observations) and, for exposures in none, their
     observation's. Targets are never mixed. Files no image3 rule takes (background or TSO
-    exposures, say) are in no mosaic, with a warning.
+    exposures, say) are in no mosaic, with a warning. The members are the files given, matched
+    by exposure (the rules name every member ``<exposure>_cal.fits``), so uncal or rate files
+    plan the same mosaics.
     """
     from .asn_rules import image3_associations, members
 
@@ -36,16 +38,23 @@ def mosaic_groups(cal_files: list[Path], mosaic_per: str) -> dict[str, list[Path
         wide = [a for a in asns if a["asn_id"].startswith("c")]
         taken = {m for a in wide for m in members(a)}
         asns = wide + [a for a in asns if not a["asn_id"].startswith("c") and not set(members(a)) & taken]
+    given = {_exposure(f): Path(f) for f in cal_files}
     groups: dict[str, list[Path]] = {}
     for a in asns:
         name = a["products"][0]["name"]
         if name in groups:
             raise ValueError(f"level-3 rules made two associations named {name}")
-        groups[name] = sorted(Path(m) for m in members(a))
+        groups[name] = sorted(given.get(_exposure(m), Path(m)) for m in members(a))
     left = sorted({str(f) for f in cal_files} - {str(m) for g in groups.values() for m in g})
     if left:
         log.warning("in no level-3 image association (jwst rules), not mosaicked: %s", ", ".join(left))
     return dict(sorted(groups.items()))
+
+
+def _exposure(path) -> str:
+    """A file's path without its product suffix (``.../jw..._mirimage_cal.fits`` -> ``.../jw..._mirimage``)."""
+    path = Path(path)
+    return str(path.with_name(path.name.rsplit("_", 1)[0]))
 
 
 def mosaic_steps(pipeline: PipelineParams, members: list[Path], sky_subtracted: set[Path] = frozenset()) -> dict:
@@ -69,12 +78,10 @@ def plan(ws: Workspace, cal_files: list[Path], pipeline: PipelineParams, *, crds
     skymatch, which would estimate the sky again over all pixels, galaxies included.
     """
     tasks = []
-    mosaics = mosaic_groups(cal_files, pipeline.mosaic_per)
-    unknown = sorted(set(only or []) - set(mosaics))
-    if unknown:
-        from ..errors import InputError
+    from ..errors import check_names
 
-        raise InputError(f"no mosaic {', '.join(unknown)} in this workspace (mosaics: {', '.join(mosaics)})")
+    mosaics = mosaic_groups(cal_files, pipeline.mosaic_per)
+    check_names(only, mosaics, "mosaic", "mosaics")
     for name, members in mosaics.items():
         if only is not None and name not in only:
             continue
