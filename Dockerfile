@@ -14,6 +14,9 @@
 ARG BASE_IMAGE=debian:bookworm-slim
 # ---------------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime-base
+# Every stage inherits this label: the build prunes the untagged images it leaves behind
+# (containers/Makefile.inc, DOCKER_PRUNE) and nothing else on the engine.
+LABEL io.github.mirim-reduce.part-of="mirim-reduce"
 # python3 is Debian's 3.11.2 in bookworm: the wheelhouse is resolved for exactly that (IMAGE_PYTHON).
 RUN set -eux; \
     apt-get update; \
