@@ -26,15 +26,101 @@ console = Console(stderr=True)
 #: True in a worker while it runs a task (set by :func:`_run_busy`).
 _busy = False
 
+#: In a worker: the pool's count of idle cores (a semaphore shared by the workers, ``jobs`` at
+#: the start; a running task holds one). :func:`spare_cores` borrows the others.
+_idle_cores = None
+
+
+def _worker_init(idle_cores) -> None:
+    global _idle_cores
+    _idle_cores = idle_cores
+    _worker_signals()
+
 
 def _run_busy(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a worker, marked busy for :func:`_worker_signals`."""
+    """``fn(*args)`` in a worker, marked busy for :func:`_worker_signals`, holding one of the
+    pool's cores while there is one (a worker that finds none runs anyway: a core a task
+    borrowed comes back at the end of its phase)."""
     global _busy
     _busy = True
+    held = _idle_cores is not None and _idle_cores.acquire(False)
     try:
         return fn(*args)
     finally:
         _busy = False
+        if held:
+            _idle_cores.release()
+
+
+@contextmanager
+def spare_cores(limit: int) -> Iterator[int]:
+    """Borrow up to ``limit`` of the pool's idle cores (workers with nothing to do) for the
+    duration of the block; yields how many (0 outside a pool worker, or with every worker busy).
+    What a task computes must not depend on it (:func:`fork_map` does not)."""
+    got = 0
+    try:
+        while _idle_cores is not None and got < limit and _idle_cores.acquire(False):
+            got += 1
+        yield got
+    finally:
+        for _ in range(got):
+            _idle_cores.release()
+
+
+def _fork_child(fn: Callable[[Any], Any], items: list, conn) -> None:
+    try:
+        out = [fn(x) for x in items]
+        conn.send(("ok", out))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        if not isinstance(exc, KeyboardInterrupt):
+            logging.getLogger("mirim_reduce").exception("forked part of the task failed")
+        try:
+            conn.send(("error", exc))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle
+            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()
+        os._exit(0)
+
+
+def fork_map(fn: Callable[[Any], Any], items: Iterable[Any], processes: int) -> list[Any]:
+    """``[fn(item) for item in items]`` in ``processes`` processes: this one and forked copies
+    of it (which see its memory as it is, copy-on-write), item ``i`` in process ``i % processes``.
+    Results come back pickled, in order; an exception of any item is raised here (the others'
+    processes are stopped). ``processes <= 1``: a plain loop in this process."""
+    items = list(items)
+    k = max(1, min(int(processes), len(items)))
+    if k == 1:
+        return [fn(x) for x in items]
+    ctx = multiprocessing.get_context("fork")
+    children = []
+    finished = False
+    try:
+        for w in range(1, k):
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_fork_child, args=(fn, items[w::k], send), daemon=True)
+            proc.start()
+            send.close()
+            children.append((w, proc, recv))
+        results: list[Any] = [None] * len(items)
+        results[0::k] = [fn(x) for x in items[0::k]]
+        for w, proc, recv in children:
+            try:
+                status, payload = recv.recv()
+            except EOFError:
+                proc.join()
+                raise RuntimeError(f"a forked process of the task died (exit code {proc.exitcode})") from None
+            if status == "error":
+                raise payload
+            results[w::k] = payload
+        finished = True
+        return results
+    finally:
+        for _, proc, recv in children:
+            if not finished and proc.is_alive():
+                proc.terminate()
+            proc.join()
+            recv.close()
 
 
 def _worker_signals() -> None:
@@ -68,8 +154,9 @@ class WorkerPool:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             per_child = 1 if os.environ.get("MIRIM_REDUCE_FRESH_WORKERS") == "1" else None
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                             max_tasks_per_child=per_child, initializer=_worker_signals)
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, max_tasks_per_child=per_child,
+                                             initializer=_worker_init, initargs=(ctx.Semaphore(self.jobs),))
         return self._pool
 
     def submit(self, fn: Callable[..., Any], *args: Any):
@@ -114,10 +201,12 @@ class WorkerPool:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MB): a reused worker's peak up to its current task."""
+    """Peak resident memory of this process so far, or of the largest of its finished child
+    processes (:func:`fork_map`) if higher (MB): a reused worker's peak up to its current task."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024.0
 
 
 @contextmanager

@@ -15,7 +15,7 @@ mosaic with jwst's tweakreg and resample, mask, clean again).
 
 Products in ``clean/``: ``<stem>_cal.fits`` (what stage 3 reads; S_MRCLN / MRC_* keywords
 and HISTORY say what was done), ``<stem>_segm.fits`` (SEGM: segmentation; CLEANMAP: bits
-of :data:`.group.MAP_BITS`), ``clean_summary.json`` (per exposure: group, method, model,
+of :data:`.member.MAP_BITS`), ``clean_summary.json`` (per exposure: group, method, model,
 scale, fraction masked, filled and uncovered pixels; per group: members, the chosen
 background model and every candidate's cross-validated score) and ``qa/*.png``. Filled
 pixels have DO_NOT_USE cleared, FLUX_ESTIMATED set and a VAR_RNOISE 1e4 times larger.

@@ -12,9 +12,9 @@ import numpy as np
 
 from ..params import CleanParams
 from . import frame_test as ftest, local_background as lb, super_background as sb, template_model as tm
-from .io import Exposure
+from .io import Exposure, pixel_sky_transforms
 
-__all__ = ["MAX_CV_MEMBERS", "GroupStack", "choose_background", "background2d_plus_structure"]
+__all__ = ["MAX_CV_MEMBERS", "GroupStack", "member_plane", "choose_background", "background2d_plus_structure"]
 
 #: At most this many members score the models (evenly spaced; enough to rank them).
 MAX_CV_MEMBERS = 4
@@ -32,16 +32,19 @@ class GroupStack:
         self.loo: sb.LeaveOneOut | None = None
 
     def add(self, i: int, exp: Exposure, excluded: np.ndarray, sky: float) -> None:
-        plane = sb.masked_normalised(exp.sci, excluded, sky, out=self.stack[i])
-        self.transforms[i] = exp.pixel_sky_transforms()
-        if exp.err is not None:
-            plane[~np.isfinite(exp.err)] = np.nan
+        """Member ``i``: ``exp`` with ``excluded`` pixels (sources, bad) masked, over ``sky``."""
+        plane, var = member_plane(exp, excluded, sky)
+        self.put(i, plane, var, pixel_sky_transforms(exp.sci_header))
+
+    def put(self, i: int, plane: np.ndarray, var: np.ndarray | None, transforms: tuple | None) -> None:
+        """Member ``i`` from :func:`member_plane`'s (plane, variance) and its pixel <-> sky transforms."""
+        self.stack[i] = plane
+        self.transforms[i] = transforms
+        if var is not None:
             contrib = np.isfinite(plane)
-            v = np.full(plane.shape, np.nan)
-            v[contrib] = (exp.err[contrib].astype(np.float64) / sky) ** 2
-            self.var_sum[contrib] += v[contrib]
+            self.var_sum[contrib] += var[contrib]
             self.var_cnt += contrib
-            self.norm_var[i] = v
+            self.norm_var[i] = var
 
     def finish(self, n_used: int) -> None:
         self.stack = self.stack[:n_used]
@@ -63,6 +66,20 @@ class GroupStack:
         if i in self.norm_var:
             tvar = sb.template_variance(self.var_sum, self.var_cnt, self.norm_var[i], n_others)
         return tmpl, tvar
+
+
+def member_plane(exp: Exposure, excluded: np.ndarray, sky: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """An exposure's plane of the stack (float32, SCI / ``sky``, NaN where ``excluded`` or not
+    finite, or where ERR is not) and its variance ((ERR / sky)^2, float64, NaN outside the
+    plane; None without ERR). Dimensionless."""
+    plane = sb.masked_normalised(exp.sci, excluded, sky)
+    if exp.err is None:
+        return plane, None
+    plane[~np.isfinite(exp.err)] = np.nan
+    contrib = np.isfinite(plane)
+    var = np.full(plane.shape, np.nan)
+    var[contrib] = (exp.err[contrib].astype(np.float64) / sky) ** 2
+    return plane, var
 
 
 def choose_background(group: GroupStack, usable: list[str], policy: str, params: CleanParams, sky_fixed: bool = False

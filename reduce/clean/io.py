@@ -18,7 +18,7 @@ from ..fsutil import atomic_path
 from . import median_filter as mf
 from .provenance import add_provenance
 
-__all__ = ["VARIANCES", "MAP_BITS", "Exposure", "read_exposure", "write_cal", "write_maps", "psf_fwhm_pixels"]
+__all__ = ["VARIANCES", "MAP_BITS", "Exposure", "pixel_sky_transforms", "read_exposure", "write_cal", "write_maps", "psf_fwhm_pixels"]
 
 #: Bits of the CLEANMAP extension of ``<stem>_segm.fits``.
 MAP_BITS = {"SOURCE": 1, "BAD": 2, "FILLED": 4, "OUTLIER": 8, "UNFILLED": 16, "UNCOVERED": 32,
@@ -47,22 +47,27 @@ class Exposure:
         return sum(a.nbytes for a in arrays if a is not None)
 
     def pixel_sky_transforms(self):
-        """((x, y) -> (ra, dec), (ra, dec) -> (x, y)) from the SCI header's FITS WCS
-        (0-based pixels, degrees), or None without a celestial WCS."""
-        import warnings
+        """:func:`pixel_sky_transforms` of the SCI header."""
+        return pixel_sky_transforms(self.sci_header)
 
-        from astropy.io import fits
-        from astropy.wcs import WCS
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                w = WCS(fits.Header(self.sci_header)).celestial
-        except Exception:  # noqa: BLE001 - any unreadable WCS: no transform
-            return None
-        if not w.has_celestial or w.wcs.ctype[0] == "":
-            return None
-        return (lambda x, y: w.pixel_to_world_values(x, y)), (lambda a, d: w.world_to_pixel_values(a, d))
+def pixel_sky_transforms(sci_header):
+    """((x, y) -> (ra, dec), (ra, dec) -> (x, y)) from a SCI header's FITS WCS (0-based
+    pixels, degrees), or None without a celestial WCS."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = WCS(fits.Header(sci_header)).celestial
+    except Exception:  # noqa: BLE001 - any unreadable WCS: no transform
+        return None
+    if not w.has_celestial or w.wcs.ctype[0] == "":
+        return None
+    return (lambda x, y: w.pixel_to_world_values(x, y)), (lambda a, d: w.world_to_pixel_values(a, d))
 
 
 def read_exposure(path: Path) -> Exposure:

@@ -44,7 +44,7 @@ def promote(first: Workspace, ws: Workspace, stems: list[str], group: str, label
     (what a recomputation would give: its inputs are the same)."""
     from astropy.io import fits
 
-    from .group import segm_path
+    from .member import segm_path
 
     for stem in stems:
         segm = segm_path(ws, stem)

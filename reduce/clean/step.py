@@ -23,7 +23,8 @@ from ..fsutil import write_json
 from ..params import CleanParams
 from ..workspace import Workspace
 from . import super_background as sb
-from .group import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE, clean_group, group_name
+from .group import clean_group, group_name
+from .member import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE
 
 log = logging.getLogger(__name__)
 
