@@ -94,7 +94,8 @@ class Scope:
 
 def execute(tasks: list[Task], pool: WorkerPool, label: str) -> list[Outcome]:
     """Run pipeline tasks in the run's workers with a progress bar; outcomes sorted by name."""
-    outs = pool.run(run_task, tasks, label, describe=lambda o: "" if o.ok else f"FAILED {o.name}")
+    outs = pool.run(run_task, tasks, label, describe=lambda o: "" if o.ok else f"FAILED {o.name}",
+                    cost=lambda t: len(t.inputs))
     return sorted(outs, key=lambda o: o.name)
 
 

@@ -164,10 +164,12 @@ class WorkerPool:
         return self._executor().submit(_run_busy, fn, *args)
 
     def run(self, fn: Callable[[Any], Any], items: Iterable[Any], label: str,
-            describe: Callable[[Any], str] = lambda r: "") -> list[Any]:
+            describe: Callable[[Any], str] = lambda r: "", cost: Callable[[Any], float] | None = None) -> list[Any]:
         """``[fn(item) for item in items]`` in the workers, in the order of ``items``, with a
         progress bar; ``describe(result)`` is shown next to it (e.g. "FAILED <name>"). The
-        first exception a task raises is raised here, after the other tasks are cancelled."""
+        first exception a task raises is raised here, after the other tasks are cancelled.
+        ``cost(item)``: the tasks start in decreasing cost (the longest first: the last ones
+        to finish are short, and the workers finish together); results keep the items' order."""
         items = list(items)
         if not items:
             return []
@@ -177,7 +179,8 @@ class WorkerPool:
         with Progress(*columns, console=console, transient=False) as progress:
             bar = progress.add_task("", total=len(items))
             pool = self._executor()
-            futures = {pool.submit(_run_busy, fn, item): i for i, item in enumerate(items)}
+            order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else range(len(items))
+            futures = {pool.submit(_run_busy, fn, items[i]): i for i in order}
             try:
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()

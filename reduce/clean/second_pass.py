@@ -213,7 +213,7 @@ def run_two_passes(ws: Workspace, stems: list[str], params: CleanParams, pipelin
                              f"{', '.join(j.product for j in jobs)} (run `mirim-reduce clean WORKSPACE {names}` first)")
     if groups is None:
         remove_stale_masks(first, covered)
-    outs = pool.run(mosaic_mask_task, jobs, "masks") if jobs else []
+    outs = pool.run(mosaic_mask_task, jobs, "masks", cost=lambda j: len(j.members)) if jobs else []
     if masks is not None:
         return rep1, outs
     mask_notes += [json.loads(marker_path(first, j.product).read_text())["note"] for j in jobs]

@@ -236,9 +236,9 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
         from ..workers import WorkerPool
 
         with WorkerPool(1) as own:
-            results = own.run(clean_group_task, jobs, f"clean {label}".strip())
+            results = own.run(clean_group_task, jobs, f"clean {label}".strip(), cost=lambda j: len(j.members))
     else:
-        results = pool.run(clean_group_task, jobs, f"clean {label}".strip())
+        results = pool.run(clean_group_task, jobs, f"clean {label}".strip(), cost=lambda j: len(j.members))
     for job, res in zip(jobs, results):
         out_groups[group_name(job.key)] = res["group"]
         for e in res["exposures"]:

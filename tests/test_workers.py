@@ -1,0 +1,126 @@
+"""The worker pool's scheduling helpers: fork_map (a task's members in forked copies of its
+process), spare_cores (the pool's idle cores), and run's longest-first order."""
+
+import os
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from reduce import workers
+from reduce.workers import WorkerPool, fork_map, spare_cores
+
+
+def _square_and_pid(x):
+    return x * x, os.getpid()
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3, 7])
+def test_fork_map_results_in_order_from_several_processes(processes):
+    out = fork_map(_square_and_pid, range(10), processes)
+    assert [v for v, _ in out] == [x * x for x in range(10)]
+    pids = {pid for _, pid in out}
+    assert len(pids) == min(processes, 10)
+    assert os.getpid() in pids  # this process takes its share
+    # item i in process i % processes
+    assert all(out[i][1] == out[i % processes][1] for i in range(10))
+
+
+def _fail_on_three(x):
+    if x == 3:
+        raise ValueError("three is bad")
+    return x
+
+
+def _die_on_one(x):
+    if x == 1:
+        os._exit(3)
+    return x
+
+
+def test_fork_map_raises_a_childs_exception_and_reports_a_dead_child():
+    with pytest.raises(ValueError, match="three is bad"):
+        fork_map(_fail_on_three, range(6), 2)  # 3 is in the forked process
+    with pytest.raises(RuntimeError, match="died"):
+        fork_map(_die_on_one, range(4), 2)
+
+
+def test_fork_map_sees_this_process_memory():
+    big = np.arange(1_000_000, dtype=np.float64)  # inherited, not pickled
+    out = fork_map(lambda i: float(big[i::4].sum()), range(4), 2)
+    assert out == [float(big[i::4].sum()) for i in range(4)]
+
+
+def test_spare_cores_outside_a_pool_is_zero():
+    with spare_cores(5) as n:
+        assert n == 0
+
+
+def _spare(_):
+    with spare_cores(4) as n:
+        return n
+
+
+def test_spare_cores_in_a_pool_counts_the_idle_workers():
+    with WorkerPool(1) as pool:
+        assert pool.run(_spare, [0], "t") == [0]  # the task holds the only core
+    with WorkerPool(3) as pool:
+        assert pool.run(_spare, [0], "t") == [2]  # one task, two idle workers
+        assert pool.run(_spare, [0], "t") == [2]  # borrowed cores come back
+
+
+def _record(path_and_name):
+    path, name = path_and_name
+    with open(path, "a") as f:
+        f.write(name + "\n")
+    return name
+
+
+def test_run_starts_the_costliest_first_and_keeps_the_order(tmp_path):
+    log = tmp_path / "order.txt"
+    items = [(str(log), n) for n in ("a", "bbb", "cc", "dddd")]
+    with WorkerPool(1) as pool:
+        out = pool.run(_record, items, "t", cost=lambda it: len(it[1]))
+    assert out == ["a", "bbb", "cc", "dddd"]
+    assert log.read_text().split() == ["dddd", "bbb", "cc", "a"]
+
+
+def test_clean_group_gives_the_same_products_in_forked_processes(tmp_path, monkeypatch, caplog):
+    """A group whose members' phases run in 2 processes writes the same files as in one."""
+    import logging
+
+    from test_clean_step import _cal, _cfg
+
+    from reduce.clean.group import clean_group
+    from reduce.clean.step import cleaning_groups
+    from reduce.params import parse
+    from reduce.workspace import Workspace
+
+    src = tmp_path / "cal"
+    src.mkdir()
+    stems = [f"jw01_{i:02d}_mirimage" for i in range(4)]
+    for i, stem in enumerate(stems):
+        _cal(src / f"{stem}_cal.fits", i, sky=10 + i, star=(10 + 7 * i, 12 + 8 * i))
+    params = parse(_cfg()).clean
+    files, stats = {}, {}
+    for spare in (0, 1):
+        @contextmanager
+        def fixed(limit, spare=spare):
+            yield min(spare, limit)
+
+        monkeypatch.setattr(workers, "spare_cores", fixed)
+        ws = Workspace(tmp_path / f"ws{spare}").create()
+        for s in stems:
+            ws.output("stage2", s).write_bytes((src / f"{s}_cal.fits").read_bytes())
+        (key, members), = cleaning_groups({s: ws.output("stage2", s) for s in stems}).items()
+        with caplog.at_level(logging.INFO, logger="reduce.clean.group"):
+            caplog.clear()
+            gst, est = clean_group(ws, key, members, params, qa=False)
+        assert f"subtraction of 4 member(s) in {1 + spare} process(es)" in caplog.text
+        files[spare] = {p.name: p.read_bytes() for p in sorted(ws.dir("clean").glob("*.fits"))}
+        stats[spare] = (gst, est)
+    assert stats[0][0].method == "template"
+    assert len(files[0]) == 2 * len(stems)  # cal and segm
+    assert files[0].keys() == files[1].keys()
+    assert all(files[0][k] == files[1][k] for k in files[0])
+    assert stats[0] == stats[1]
