@@ -97,6 +97,33 @@ def summary_table(results: list[dict]) -> str:
     return "\n".join(out)
 
 
+def contention_table(results: list[dict]) -> str:
+    """How much slower each task runs beside another: per program and stage, the sum of the
+    tasks' own seconds at --jobs 2 over that at --jobs 1 (the same tasks; 1.00 = no slow-down),
+    and the speed-up that perfect scheduling could reach with it: ``jobs * t1 / t2`` over the
+    parallel stages. A slow-down is the machine's (the same jwst calls, each in its own process),
+    not the scheduling's."""
+    header = ["program", "stage", "task s, jobs 1", "task s, jobs 2", "slow-down"]
+    rows, ceilings = [], []
+    for size in dict.fromkeys(r["size"] for r in results):
+        by_jobs = {r["jobs"]: r["summary"] for r in results if r["size"] == size}
+        if 1 not in by_jobs or 2 not in by_jobs:
+            continue
+        tot = {1: 0.0, 2: 0.0}
+        for stage in ("stage1", "stage2", "clean", "stage3"):
+            t = {j: sum(o["seconds"] for o in by_jobs[j].outcomes if o["stage"] == stage) for j in (1, 2)}
+            if t[1] > 0:
+                rows.append([size, stage, f"{t[1]:.1f}", f"{t[2]:.1f}", f"{t[2] / t[1]:.2f}"])
+                tot[1] += t[1]
+                tot[2] += t[2]
+        if tot[1] > 0:
+            ceilings.append(f"{size}: tasks {tot[2] / tot[1]:.2f}x slower side by side; speed-up ceiling of the "
+                            f"parallel stages on 2 cores {2 * tot[1] / tot[2]:.2f}x")
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(out + [""] + ceilings)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--root", type=Path, default=Path(os.environ.get("MIRIM_BENCH_DIR", "bench-work")))
@@ -115,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [bench_reduction(args.root, size, jobs, crds_path) for size in sizes for jobs in (1, 2)]
     for r in results:
         print(report(r))
-    table = summary_table(results)
+    table = summary_table(results) + "\n\n" + contention_table(results)
     (args.root / "bench.md").write_text(table + "\n")
     print("\n" + table)
     for size in sizes:
