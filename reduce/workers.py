@@ -67,8 +67,22 @@ def spare_cores(limit: int) -> Iterator[int]:
             _idle_cores.release()
 
 
-def _fork_child(fn: Callable[[Any], Any], items: list, conn) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this (forked) process when its parent dies (a kill -9 of the worker
+    alone), so that it does not go on writing files for a task that is gone."""
     try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # died before prctl
+        os._exit(1)
+
+
+def _fork_child(fn: Callable[[Any], Any], items: list, conn, parent: int) -> None:
+    try:
+        _die_with_parent(parent)
         out = [fn(x) for x in items]
         conn.send(("ok", out))
     except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
@@ -98,7 +112,7 @@ def fork_map(fn: Callable[[Any], Any], items: Iterable[Any], processes: int) -> 
     try:
         for w in range(1, k):
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_fork_child, args=(fn, items[w::k], send), daemon=True)
+            proc = ctx.Process(target=_fork_child, args=(fn, items[w::k], send, os.getpid()), daemon=True)
             proc.start()
             send.close()
             children.append((w, proc, recv))

@@ -124,3 +124,40 @@ def test_clean_group_gives_the_same_products_in_forked_processes(tmp_path, monke
     assert files[0].keys() == files[1].keys()
     assert all(files[0][k] == files[1][k] for k in files[0])
     assert stats[0] == stats[1]
+
+
+def test_forked_processes_die_with_their_parent(tmp_path):
+    """A kill -9 of a worker alone stops the processes it forked (PR_SET_PDEATHSIG)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    pids = tmp_path / "pids.txt"
+    script.write_text(
+        "import os, sys, time\n"
+        "from reduce.workers import fork_map\n"
+        f"def f(x):\n    open({str(pids)!r}, 'a').write(f'{{x}} {{os.getpid()}}\\n')\n    time.sleep(60)\n"
+        "fork_map(f, [0, 1], 2)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    try:
+        for _ in range(100):
+            if pids.exists() and len(pids.read_text().split("\n")) >= 3:
+                break
+            time.sleep(0.1)
+        child = [int(line.split()[1]) for line in pids.read_text().splitlines() if line.startswith("1 ")][0]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        for _ in range(50):
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the forked process outlived its parent")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
