@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.stats import mad_std
 
+from .fast_stats import mad_std_about
+
 __all__ = ["group_key", "original_group_key", "group_by_key", "robust_sky", "masked_normalised",
            "LeaveOneOut", "leave_one_out", "leave_one_out_bruteforce", "fit_scale",
            "template_variance", "SubtractResult", "subtract_template", "MEDIAN_EFFICIENCY",
@@ -247,10 +249,12 @@ def fit_scale(sci: np.ndarray, template: np.ndarray, mask: np.ndarray | None = N
             break
         scale = float(np.dot(d[use], t[use]) / tt)
         res = d - scale * t
-        std = mad_std(res[use])
+        kept = res[use]
+        med = np.median(kept)
+        std = mad_std_about(kept, med)  # astropy's mad_std(kept), its median computed once
         if std == 0:
             break
-        new = np.abs(res - np.median(res[use])) <= sigma * std
+        new = np.abs(res - med) <= sigma * std
         if np.array_equal(new, use):
             break
         use = new

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.stats import mad_std
 
+from .fast_stats import shift_by_median
+
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
            "paired_standard_error",
            "DETAIL_SIGMA", "NONE"]
@@ -219,8 +221,7 @@ def cv_score(own: np.ndarray, predicted: np.ndarray, scales: tuple[int, ...] = S
     r = np.full(own.shape, np.nan)
     r[good] = own[good].astype(np.float64) - predicted[good]
     rv = r[good]
-    rv -= np.median(rv)
-    s = float(mad_std(rv))  # rv has median 0
+    s = shift_by_median(rv)  # rv -= np.median(rv); mad_std(rv)
     if s > 0:
         np.clip(rv, -CLIP_SIGMA * s, CLIP_SIGMA * s, out=rv)
     r[good] = rv
