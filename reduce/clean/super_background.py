@@ -27,7 +27,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.stats import mad_std
 
 from .fast_stats import mad_std_about
 
