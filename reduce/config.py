@@ -68,6 +68,10 @@ RUN_PARAMETERS: dict[str, tuple[Any, type, str]] = {
                                         "(hot pixels the mask missed; 0 = off)"),
     "clean_second_pass": (True, bool, "clean twice: mosaic the first cleaning (WORKSPACE/pass1), detect sources on "
                                        "the deeper mosaics, add that mask to every exposure's and clean again"),
+    "clean_mask_pixmap_stepsize": (10, int, "second pass: the first-pass mosaics' pixel maps (jwst resample's "
+                                            "pixmap_stepsize, and the masks' projection back onto the exposures) "
+                                            "are computed every N pixels and interpolated between (1 = every "
+                                            "pixel; the stage-3 mosaics keep [image3.resample])"),
 }
 
 #: jwst step parameters. Pipeline defaults apply to everything not listed here.
@@ -156,6 +160,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "jobs": (1, None, False),
     "template_smooth": (0, 1032, False),
     "clean_outlier_sigma": (0, None, False),  # 0 = off
+    "clean_mask_pixmap_stepsize": (1, 100, False),
 }
 _MOSAIC_PER = ("observation", "filter")
 _SMALL_GROUP = ("auto", "template", "background2d", "none")

@@ -100,6 +100,8 @@ class CleanParams:
     small_group_background: str = _key("small_group_background")  #: auto, template, background2d or none
     outlier_sigma: float = _key("clean_outlier_sigma")  #: sigma: also fill finite pixels this far above (0 = off)
     second_pass: bool = _key("clean_second_pass")  #: clean again with the first-pass mosaics' masks
+    #: pixels: the first-pass mosaics' pixel maps are computed on this grid and interpolated
+    mask_pixmap_stepsize: int = _key("clean_mask_pixmap_stepsize")
     suppress_warnings: bool = _key("SUPPRESS_WARNINGS", product=False)  #: Python warnings off the console
     #: DQ flags stage 3's resample accepts (``[image3.resample] good_bits``, else jwst's default):
     #: the others make a pixel bad for the masks and the median fill

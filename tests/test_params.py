@@ -16,7 +16,7 @@ SECTIONS = (RunParams, MaskParams, CleanParams, PipelineParams, PackageParams)
 #: What the identities recorded before the sections (``{k: cfg[k] for k in ...}``).
 CLEAN_KEYS = ("MEDIAN_FILTER", "WINDOW_SIZE", "SUPER_BKG_SUB", "SMALL_SOURCE_THRESH", "DILATE_SEG",
               "DILATE_ITERATIONS", "MEDIAN_THRESH", "DETECT_THRESH", "template_smooth",
-              "small_group_background", "clean_outlier_sigma", "clean_second_pass")
+              "small_group_background", "clean_outlier_sigma", "clean_second_pass", "clean_mask_pixmap_stepsize")
 MASK_KEYS = ("DETECT_THRESH", "SMALL_SOURCE_THRESH", "DILATE_SEG", "DILATE_ITERATIONS")
 
 
@@ -96,7 +96,8 @@ def test_identity_parameters_are_unchanged(tmp_path):
         for new, old in pairs:
             assert json.dumps(new, sort_keys=True) == json.dumps(old, sort_keys=True)
             assert identity.digest(new) == identity.digest(old)
-    # the defaults' cleaning parameters, as recorded in every existing workspace
+    # the defaults' cleaning parameters, as recorded in every workspace made since
+    # clean_mask_pixmap_stepsize (a change of this digest redoes every cleaning)
     assert identity.digest(CleanParams().parameters()) == (
-        "3d103d5dceec8f3c2d41cada5cc76827c789a439b7992d309eb8d4f5a1a51125")
+        "8a269942ba453c5d6ed94ba6678397d22b91b3d725fb2599266cc11916fe9182")
     assert set(PARAMETER_KEYWORDS) == set(CleanParams().parameters())

@@ -79,9 +79,11 @@ def project_mask(mosaic_mask: np.ndarray, exposure_to_mosaic: Callable[[np.ndarr
 
 
 def project_mask_wcs(mosaic_mask: np.ndarray, exposure_wcs, mosaic_wcs, shape: tuple[int, int],
-                     grow: int = 1) -> np.ndarray:
+                     grow: int = 1, stepsize: int = 1) -> np.ndarray:
     """:func:`project_mask` through two WCS objects (e.g. gwcs), the pixel map from
-    ``stcal.resample.utils.calc_pixmap`` (as jwst's resample maps exposure pixels onto a mosaic).
+    ``stcal.resample.utils.calc_pixmap`` (as jwst's resample maps exposure pixels onto a mosaic;
+    ``stepsize`` > 1: computed every ``stepsize`` pixels and interpolated, as resample's
+    ``pixmap_stepsize``).
 
     The same as ``project_mask(mosaic_mask, lambda x, y: mosaic_wcs.invert(*exposure_wcs(x, y)),
     shape, grow)``: exposure pixels outside the exposure's bounding box map to NaN, mosaic
@@ -89,7 +91,7 @@ def project_mask_wcs(mosaic_mask: np.ndarray, exposure_wcs, mosaic_wcs, shape: t
     """
     from stcal.resample.utils import calc_pixmap
 
-    pixmap = calc_pixmap(exposure_wcs, mosaic_wcs, shape=tuple(shape))
+    pixmap = calc_pixmap(exposure_wcs, mosaic_wcs, shape=tuple(shape), stepsize=int(stepsize))
     return _lookup(mosaic_mask, pixmap[..., 0], pixmap[..., 1], shape, grow)
 
 

@@ -16,6 +16,7 @@ PARAMETER_KEYWORDS = {
     "SUPER_BKG_SUB": "MRC_SBKG", "SMALL_SOURCE_THRESH": "MRC_SSRC", "DILATE_SEG": "MRC_DSEG",
     "DILATE_ITERATIONS": "MRC_DITR", "MEDIAN_THRESH": "MRC_MTHR", "template_smooth": "MRC_TSMO",
     "small_group_background": "MRC_SGRP", "clean_outlier_sigma": "MRC_OUTS", "clean_second_pass": "MRC_2PAS",
+    "clean_mask_pixmap_stepsize": "MRC_MPXS",
 }
 
 

@@ -117,7 +117,8 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
         if stem is None:
             continue
 
-        projected = project_mask_wcs(mmask, ewcs, mwcs, shape)  # stcal's pixel map
+        projected = project_mask_wcs(mmask, ewcs, mwcs, shape,  # stcal's pixel map, as the mosaic's
+                                     stepsize=int(job.steps.get("resample", {}).get("pixmap_stepsize", 1)))
         hdr = fits.Header({"EXPOSURE": stem, "MOSAIC": job.product})
         with atomic_path(mask_path(first, stem)) as tmp:
             fits.HDUList([fits.PrimaryHDU(header=hdr),
@@ -151,7 +152,9 @@ def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipel
     for product, members in mosaics.items():
         if not any(Path(m) in report.sky_subtracted for m in members):
             continue
-        mine = mosaic_steps(pipeline, members, report.sky_subtracted)  # as stage 3 will run it
+        mine = mosaic_steps(pipeline, members, report.sky_subtracted)  # as stage 3 will run it,
+        # but the mosaic's pixel maps on a grid (a mask needs no better; 40 % of its time at full frame)
+        mine = {**mine, "resample": {**mine.get("resample", {}), "pixmap_stepsize": float(params.mask_pixmap_stepsize)}}
         stems = [Path(m).name.removesuffix("_cal.fits") for m in members]
         covered.update(stems)
         made_of = {"stage": "masks", "product": product,
