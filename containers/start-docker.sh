@@ -45,7 +45,7 @@ root=$(docker info -f '{{.DockerRootDir}}')
 free_gb() { df -P -k "$root" | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
 if [ "$(free_gb)" -lt "$DOCKER_MIN_FREE_GB" ]; then
     echo "start-docker: only $(free_gb) GB free under $root; removing this project's untagged images"
-    docker image prune --force --filter label=io.github.mirim-reduce.part-of=mirim-reduce >/dev/null
+    "$(dirname "$0")/prune-images.sh" >/dev/null
 fi
 if [ "$(free_gb)" -lt "$DOCKER_MIN_FREE_GB" ]; then
     echo "start-docker: only $(free_gb) GB free under $root (need $DOCKER_MIN_FREE_GB): free disk space" \

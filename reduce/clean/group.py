@@ -85,15 +85,18 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
     gstats = GroupStats(name=name, key=list(key), members=list(stems))
     policy, gstats.reason = _treatment(params, len(stems))
 
+    def per_member(phase: str, fn, items) -> list:
+        """``fn`` of every member, on this process and the pool's idle cores."""
+        with spare_cores(len(stems) - 1) as extra:
+            log.info("clean group %s: %s of %d member(s) in %d process(es)", name, phase, len(stems), 1 + extra)
+            return fork_map(fn, items, 1 + extra)
+
     def masks_of(j: int) -> Masked:
         stem = stems[j]
         return mask_member(ws, stem, name, len(stems), params, policy, gstats.reason, label,
-                            None if extra_masks is None else extra_masks.get(stem), qa and j == 0,
-                            keep=j + 1)
+                           None if extra_masks is None else extra_masks.get(stem), qa and j == 0, keep=j + 1)
 
-    with spare_cores(len(stems) - 1) as extra:
-        log.info("clean group %s: masks of %d member(s) in %d process(es)", name, len(stems), 1 + extra)
-        phase1 = fork_map(masks_of, range(len(stems)), 1 + extra)
+    phase1 = per_member("masks", masks_of, range(len(stems)))
     stats = {s: r.stats for s, r in zip(stems, phase1)}
     if policy == "off":
         return gstats, [stats[s] for s in stems]
@@ -149,9 +152,6 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
         exp = cache.pop(stem, None) or read_exposure(ws.output("stage2", stem))
         i = usable.index(stem) if stem in usable else None
         return subtract_member(ws, stem, name, len(stems), exp, kept[stem], stats[stem], group, i, method, model,
-                                box, gstats.reason, params, label, qa and stem == stems[0])
+                               box, gstats.reason, params, label, qa and stem == stems[0])
 
-    with spare_cores(len(stems) - 1) as extra:
-        log.info("clean group %s: subtraction of %d member(s) in %d process(es)", name, len(stems), 1 + extra)
-        done = fork_map(subtract, stems, 1 + extra)
-    return gstats, done
+    return gstats, per_member("subtraction", subtract, stems)

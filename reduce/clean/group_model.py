@@ -12,7 +12,7 @@ import numpy as np
 
 from ..params import CleanParams
 from . import frame_test as ftest, local_background as lb, super_background as sb, template_model as tm
-from .io import Exposure, pixel_sky_transforms
+from .io import Exposure
 
 __all__ = ["MAX_CV_MEMBERS", "GroupStack", "member_plane", "choose_background", "background2d_plus_structure"]
 
@@ -30,11 +30,6 @@ class GroupStack:
         self.norm_var: dict[int, np.ndarray] = {}
         self.transforms: dict[int, tuple | None] = {}
         self.loo: sb.LeaveOneOut | None = None
-
-    def add(self, i: int, exp: Exposure, excluded: np.ndarray, sky: float) -> None:
-        """Member ``i``: ``exp`` with ``excluded`` pixels (sources, bad) masked, over ``sky``."""
-        plane, var = member_plane(exp, excluded, sky)
-        self.put(i, plane, var, pixel_sky_transforms(exp.sci_header))
 
     def put(self, i: int, plane: np.ndarray, var: np.ndarray | None, transforms: tuple | None) -> None:
         """Member ``i`` from :func:`member_plane`'s (plane, variance) and its pixel <-> sky transforms."""

@@ -18,7 +18,8 @@ from ..fsutil import atomic_path
 from . import median_filter as mf
 from .provenance import add_provenance
 
-__all__ = ["VARIANCES", "MAP_BITS", "Exposure", "pixel_sky_transforms", "read_exposure", "write_cal", "write_maps", "psf_fwhm_pixels"]
+__all__ = ["VARIANCES", "MAP_BITS", "Exposure", "pixel_sky_transforms", "read_exposure", "write_cal", "write_maps",
+           "psf_fwhm_pixels"]
 
 #: Bits of the CLEANMAP extension of ``<stem>_segm.fits``.
 MAP_BITS = {"SOURCE": 1, "BAD": 2, "FILLED": 4, "OUTLIER": 8, "UNFILLED": 16, "UNCOVERED": 32,
@@ -45,10 +46,6 @@ class Exposure:
         """Bytes held by the arrays."""
         arrays = [self.sci, self.err, self.dq, *self.variances.values()]
         return sum(a.nbytes for a in arrays if a is not None)
-
-    def pixel_sky_transforms(self):
-        """:func:`pixel_sky_transforms` of the SCI header."""
-        return pixel_sky_transforms(self.sci_header)
 
 
 def pixel_sky_transforms(sci_header):

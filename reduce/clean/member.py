@@ -146,7 +146,7 @@ class Masked:
 
 
 def mask_member(ws: Workspace, stem: str, name: str, n_group: int, params: CleanParams, policy: str, reason: str,
-                 label: str, extra: np.ndarray | None, qa: bool, keep: int) -> Masked:
+                label: str, extra: np.ndarray | None, qa: bool, keep: int) -> Masked:
     """Read one member, build its masks, sky level and plane of the stack; with no treatment
     (``policy`` off), its products at once. The exposure is returned (kept in memory for the
     subtraction) when ``keep`` exposures of its size fit in :data:`READ_CACHE_BYTES`."""
@@ -183,8 +183,8 @@ def mask_member(ws: Workspace, stem: str, name: str, n_group: int, params: Clean
     sky = sb.robust_sky(exp.sci, excluded)
     st.sky = sky if math.isfinite(sky) else None
     out = Masked(st, Member(stem, np.packbits(sm.mask), np.packbits(sm.bad), (nz, sm.segm.ravel()[nz]),
-                              exp.sci.shape, sky), sci_header=exp.sci_header,
-                  exposure=exp if keep * exp.nbytes <= READ_CACHE_BYTES else None)
+                            exp.sci.shape, sky), sci_header=exp.sci_header,
+                 exposure=exp if keep * exp.nbytes <= READ_CACHE_BYTES else None)
     if not math.isfinite(sky) or sky <= 0:
         st.note = f"sky level {sky!r} cannot normalise a template"
     else:
@@ -194,9 +194,9 @@ def mask_member(ws: Workspace, stem: str, name: str, n_group: int, params: Clean
 
 
 def subtract_member(ws: Workspace, stem: str, name: str, n_group: int, exp: Exposure, member: Member,
-                     st: ExposureStats, group: GroupStack | None, i: int | None, method: str,
-                     model: tm.TemplateModel | None, box: int | None, reason: str, params: CleanParams, label: str,
-                     qa: bool) -> ExposureStats:
+                    st: ExposureStats, group: GroupStack | None, i: int | None, method: str,
+                    model: tm.TemplateModel | None, box: int | None, reason: str, params: CleanParams, label: str,
+                    qa: bool) -> ExposureStats:
     """Subtract the group's background model from member ``i`` of the stack (None: not in it),
     fill, write its products; returns its stats."""
     src = ws.output("stage2", stem)

@@ -15,6 +15,7 @@ import logging
 import math
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -232,13 +233,10 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
             _plan_promotion(job, first, name, members)
         jobs.append(job)
 
-    if pool is None:
-        from ..workers import WorkerPool
+    from ..workers import WorkerPool
 
-        with WorkerPool(1) as own:
-            results = own.run(clean_group_task, jobs, f"clean {label}".strip(), cost=lambda j: len(j.members))
-    else:
-        results = pool.run(clean_group_task, jobs, f"clean {label}".strip(), cost=lambda j: len(j.members))
+    with WorkerPool(1) if pool is None else nullcontext(pool) as workers:
+        results = workers.run(clean_group_task, jobs, f"clean {label}".strip(), cost=lambda j: len(j.members))
     for job, res in zip(jobs, results):
         out_groups[group_name(job.key)] = res["group"]
         for e in res["exposures"]:
