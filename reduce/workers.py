@@ -101,7 +101,8 @@ def fork_map(fn: Callable[[Any], Any], items: Iterable[Any], processes: int) -> 
     """``[fn(item) for item in items]`` in ``processes`` processes: this one and forked copies
     of it (which see its memory as it is, copy-on-write), item ``i`` in process ``i % processes``.
     Results come back pickled, in order; an exception of any item is raised here (the others'
-    processes are stopped). ``processes <= 1``: a plain loop in this process."""
+    processes are stopped), a forked process that dies as a StageError (exit 6).
+    ``processes <= 1``: a plain loop in this process."""
     items = list(items)
     k = max(1, min(int(processes), len(items)))
     if k == 1:
@@ -122,8 +123,12 @@ def fork_map(fn: Callable[[Any], Any], items: Iterable[Any], processes: int) -> 
             try:
                 status, payload = recv.recv()
             except EOFError:
+                from .errors import StageError
+
                 proc.join()
-                raise RuntimeError(f"a forked process of the task died (exit code {proc.exitcode})") from None
+                how = f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit code {proc.exitcode}"
+                raise StageError(f"a forked process of the task died ({how}; out of memory?): run the same "
+                                 "command again, with --jobs 1 to use one process per task") from None
             if status == "error":
                 raise payload
             results[w::k] = payload

@@ -41,8 +41,11 @@ def _die_on_one(x):
 def test_fork_map_raises_a_childs_exception_and_reports_a_dead_child():
     with pytest.raises(ValueError, match="three is bad"):
         fork_map(_fail_on_three, range(6), 2)  # 3 is in the forked process
-    with pytest.raises(RuntimeError, match="died"):
+    from reduce.errors import StageError
+
+    with pytest.raises(StageError, match="died") as err:  # a documented exit code, not 70
         fork_map(_die_on_one, range(4), 2)
+    assert err.value.exit_code == 6 and "exit code 3" in str(err.value)
 
 
 def test_fork_map_sees_this_process_memory():
