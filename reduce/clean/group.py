@@ -46,6 +46,7 @@ class GroupStats:
     cv_members: list[str] = field(default_factory=list)
     cv_scores: dict = field(default_factory=dict)
     frame_test: dict = field(default_factory=dict)
+    self_calibration: dict = field(default_factory=dict)
     reason: str = ""
     skipped: bool = False  # done by an earlier run
 
@@ -124,13 +125,22 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
     method, model, box = "none", None, None
     frame = group.frame() if group is not None else None
     sky_fixed = bool(frame is not None and not frame.smooth_on_detector)
+    selfcal_domain = frame is not None and frame.sky_dominated  # block-scale structure: the self-calibration's
     if frame is not None:
         gstats.frame_test = frame.as_dict()
     if usable:
         method, model, box, gstats.cv_scores, gstats.cv_members = choose_background(
-            group, usable, policy, params, sky_fixed)
+            group, usable, policy, params, sky_fixed, max_box=frame.block + 1 if selfcal_domain else None)
+    if group is not None and selfcal_domain and policy != "off":
+        sc = group.self_calibrate(frame, model if method == "template" else None)
+        gstats.self_calibration = sc.as_dict()
+        if sc.used:
+            if method == "none":
+                method, model = "template", None
+            log.info("clean group %s: self-calibration: detector map (lambda %g, rms %.3g)", name, sc.lam, sc.rms)
     gstats.method = method
-    gstats.model = {"template": model.name if model else "", "background2d": f"box{box}",
+    selfcal = "+selfcal" if group is not None and group.selfcal is not None else ""
+    gstats.model = {"template": (model.name if model else "") + selfcal, "background2d": f"box{box}",
                     "background2d+template": f"box{box}+{model.name}" if model else ""}.get(method, "")
     gstats.template = method in ("template", "background2d+template")
     if method == "none":
@@ -143,7 +153,9 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
                f"the dithers are too small to tell detector structure from extended emission "
                f"({frame.n_informative} informative positions)")
         gstats.reason = ((gstats.reason + "; ") if gstats.reason else "") + (
-            why + ": only pixel-scale structure is subtracted, the smooth level is left to stage 3's skymatch")
+            why + (": only pixel-scale structure and the smooth detector map the dithers separate from the sky "
+                   "(self-calibration) are subtracted" if selfcal else
+                   ": only pixel-scale structure is subtracted") + ", the smooth level is left to stage 3's skymatch")
     log.info("clean group %s: %s %s (scores %s)", name, method, gstats.model, gstats.cv_scores)
     if qa and method == "template":
         qa_mod.template_png(ws, name, group.loo.full)

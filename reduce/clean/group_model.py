@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..params import CleanParams
-from . import frame_test as ftest, local_background as lb, super_background as sb, template_model as tm
+from . import frame_test as ftest, local_background as lb, sky_detector as sd, super_background as sb, template_model as tm
 from .io import Exposure
 
 __all__ = ["MAX_CV_MEMBERS", "GroupStack", "member_plane", "choose_background", "background2d_plus_structure"]
@@ -30,6 +30,7 @@ class GroupStack:
         self.norm_var: dict[int, np.ndarray] = {}
         self.transforms: dict[int, tuple | None] = {}
         self.loo: sb.LeaveOneOut | None = None
+        self.selfcal: sd.Decomposition | None = None  # smooth detector structure (:mod:`.sky_detector`)
 
     def put(self, i: int, plane: np.ndarray, var: np.ndarray | None, transforms: tuple | None) -> None:
         """Member ``i`` from :func:`member_plane`'s (plane, variance) and its pixel <-> sky transforms."""
@@ -55,6 +56,28 @@ class GroupStack:
         noise = [tm.white_noise_variance(self.stack[i]) for i in range(n)]
         return ftest.frame_test(list(self.stack), [t[0] for t in tr], [t[1] for t in tr], noise)
 
+    def self_calibrate(self, frame: ftest.FrameTest, model: tm.TemplateModel | None) -> sd.Decomposition:
+        """The smooth detector structure under sky-fixed emission (:func:`.sky_detector.decompose`)
+        from the members' planes less ``model``'s pixel-scale template structure; kept in
+        ``selfcal`` when the group's data choose a detector map."""
+        n = self.stack.shape[0]
+        planes = []
+        for i in range(n):
+            plane = self.stack[i]
+            if model is not None and model.use_template and self.loo is not None:
+                tmpl, tvar = self.template(i)
+                plane = plane - np.nan_to_num(tm.apply_model(tmpl, tvar, model)[0])
+            planes.append(plane)
+        tr = [self.transforms[i] for i in range(n)]
+        out = sd.decompose(planes, [t[0] for t in tr], [t[1] for t in tr], frame.block)
+        if out.used:
+            self.selfcal = out
+        return out
+
+    def detector_map(self, i: int) -> np.ndarray | None:
+        """Member ``i``'s smooth detector structure from :meth:`self_calibrate` (normalised), or None."""
+        return None if self.selfcal is None else self.selfcal.correction(self.stack.shape[1:])
+
     def template(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         tmpl, n_others = self.loo.template(self.stack[i])
         tvar = None
@@ -77,12 +100,14 @@ def member_plane(exp: Exposure, excluded: np.ndarray, sky: float) -> tuple[np.nd
     return plane, var
 
 
-def choose_background(group: GroupStack, usable: list[str], policy: str, params: CleanParams, sky_fixed: bool = False
-            ) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
+def choose_background(group: GroupStack, usable: list[str], policy: str, params: CleanParams, sky_fixed: bool = False,
+                      max_box: int | None = None) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
     """(method, template model, Background2D box, scores, scoring members) for the group.
 
     ``sky_fixed``: the smooth structure the exposures share is on the sky (extended
-    emission): only high-pass template models, and no Background2D (it would remove it)."""
+    emission): only high-pass template models, and no Background2D (it would remove it).
+    ``max_box``: the largest smoothing box of the high-pass models (structure on larger
+    scales is left to the self-calibration's block maps, :meth:`GroupStack.self_calibrate`)."""
     n = len(usable)
     idx = sorted({round(k * (n - 1) / max(1, MAX_CV_MEMBERS - 1)) for k in range(min(n, MAX_CV_MEMBERS))})
     names = [usable[i] for i in idx]
@@ -91,7 +116,8 @@ def choose_background(group: GroupStack, usable: list[str], policy: str, params:
     scores: dict = {}
     best_model, best_score = None, math.inf
     if method_cfg in ("template", "auto") and group.loo is not None:
-        models = tm.candidates(include_none=(method_cfg == "auto" or fixed == 0), n_others=n - 1,
+        boxes = tuple(b for b in tm.BOXES if max_box is None or b <= max_box)
+        models = tm.candidates(boxes, include_none=(method_cfg == "auto" or fixed == 0), n_others=n - 1,
                                smooth=not sky_fixed) if fixed == 0 else [tm.TemplateModel(fixed, smooth=not sky_fixed)]
         own = [group.stack[i] for i in idx]
         pairs = [group.template(i) for i in idx]

@@ -207,7 +207,7 @@ def subtract_member(ws: Workspace, stem: str, name: str, n_group: int, exp: Expo
     prov = {"method": "none", "group": name, "n_group": n_group, "pass": label}
     if i is not None and method == "template":
         uncovered = _subtract_template(exp, group, i, model, excluded, st, member.sky)
-        prov.update(method="template", model=model.name, scale=st.scale)
+        prov.update(method="template", model=st.model, scale=st.scale)
     elif i is not None and method in ("background2d", "background2d+template"):
         bkg = lb.background2d(exp.sci, excluded, box)
         if bkg is not None:
@@ -233,14 +233,25 @@ def subtract_member(ws: Workspace, stem: str, name: str, n_group: int, exp: Expo
 def _subtract_template(exp: Exposure, group: GroupStack, i: int, model: tm.TemplateModel, excluded: np.ndarray,
                        st: ExposureStats, sky: float) -> np.ndarray | None:
     """Subtract member ``i``'s modelled template (scale fitted on its sky); returns the
-    pixels the template did not cover (interpolated there, flagged UNCOVERED)."""
-    tmpl, tvar = group.template(i)
-    tmpl, tvar = tm.apply_model(tmpl, tvar, model)
-    if not model.smooth:  # structure only: in units of this exposure's own sky level (before any subtraction)
-        res = sb.subtract_template(exp.sci, np.nan_to_num(tmpl), sky, exp.err, tvar, exp.variances,
+    pixels the template did not cover (interpolated there, flagged UNCOVERED).
+
+    ``model`` None: only the group's smooth detector map (self-calibration,
+    :meth:`.group_model.GroupStack.self_calibrate`)."""
+    if model is None:
+        tmpl, tvar, name = np.zeros(exp.sci.shape, np.float32), None, ""
+    else:
+        tmpl, tvar = group.template(i)
+        tmpl, tvar = tm.apply_model(tmpl, tvar, model)
+        name = model.name
+    if model is None or not model.smooth:  # structure only: in units of this exposure's own sky level
+        structure = np.nan_to_num(tmpl)
+        if group.selfcal is not None:  # plus the smooth detector structure under sky-fixed emission
+            structure = structure + group.detector_map(i)
+            name += "+selfcal" if name else "selfcal"
+        res = sb.subtract_template(exp.sci, structure, sky, exp.err, tvar, exp.variances,
                                    var_name="var_flat", weight_var_name="var_rnoise")
         exp.sci, exp.err, exp.variances = res.sci, res.err, res.variances
-        st.template, st.sky_subtracted, st.method, st.model = True, False, "template", model.name
+        st.template, st.sky_subtracted, st.method, st.model = True, False, "template", name
         st.scale, st.n_fit_pixels = sky, 0
         return None
     scale, n_fit = sb.fit_scale(exp.sci, tmpl, excluded)

@@ -82,7 +82,11 @@ NONE = TemplateModel(use_template=False)
 MIN_OTHERS_PIXEL_SCALE = 3
 
 
-def candidates(boxes: tuple[int, ...] = (1, 3, 5, 9, 17, 33, 65), include_none: bool = True,
+#: Smoothing boxes (pixels) of the candidate models.
+BOXES = (1, 3, 5, 9, 17, 33, 65)
+
+
+def candidates(boxes: tuple[int, ...] = BOXES, include_none: bool = True,
                n_others: int = MIN_OTHERS_PIXEL_SCALE, smooth: bool = True) -> list[TemplateModel]:
     """Every model to try: the raw template, each box with and without stripes and detail,
     and (``include_none``) no template. With fewer than :data:`MIN_OTHERS_PIXEL_SCALE`
