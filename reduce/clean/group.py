@@ -125,12 +125,15 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
     method, model, box = "none", None, None
     frame = group.frame() if group is not None else None
     sky_fixed = bool(frame is not None and not frame.smooth_on_detector)
-    selfcal_domain = frame is not None and frame.sky_dominated  # block-scale structure: the self-calibration's
+    # structure on the frame test's blocks and above is the frame test's (and the self-calibration's)
+    # to attribute: the high-pass template models stop at the block size wherever it is sky-fixed
+    # or cannot be told (with dithers of a few pixels, the template's larger scales are the sky's)
+    selfcal_domain = frame is not None and frame.sky_dominated
     if frame is not None:
         gstats.frame_test = frame.as_dict()
     if usable:
         method, model, box, gstats.cv_scores, gstats.cv_members = choose_background(
-            group, usable, policy, params, sky_fixed, max_box=frame.block + 1 if selfcal_domain else None)
+            group, usable, policy, params, sky_fixed, max_box=frame.block + 1 if sky_fixed else None)
     if group is not None and selfcal_domain and policy != "off":
         sc = group.self_calibrate(frame, model if method == "template" else None)
         gstats.self_calibration = sc.as_dict()

@@ -107,7 +107,8 @@ def choose_background(group: GroupStack, usable: list[str], policy: str, params:
     ``sky_fixed``: the smooth structure the exposures share is on the sky (extended
     emission): only high-pass template models, and no Background2D (it would remove it).
     ``max_box``: the largest smoothing box of the high-pass models (structure on larger
-    scales is left to the self-calibration's block maps, :meth:`GroupStack.self_calibrate`)."""
+    scales is the frame test's to attribute, and the self-calibration's block maps',
+    :meth:`GroupStack.self_calibrate`)."""
     n = len(usable)
     idx = sorted({round(k * (n - 1) / max(1, MAX_CV_MEMBERS - 1)) for k in range(min(n, MAX_CV_MEMBERS))})
     names = [usable[i] for i in idx]
