@@ -96,3 +96,22 @@ def test_group_stack_self_calibrates_a_sky_dominated_group():
     dmap = group.detector_map(2)
     assert dmap.shape == planes[0].shape and dmap.dtype == np.float32
     assert np.std(_deplane(dmap.astype(float)) - _deplane(truth)) < 0.25 * np.std(_deplane(truth))
+
+
+def test_high_pass_models_stop_at_the_block_where_the_sky_is_fixed():
+    """Structure on the frame test's blocks and above is not the template's to subtract where the
+    smooth structure is sky-fixed: every model scored keeps boxes <= max_box."""
+    from reduce.clean.group_model import GroupStack, choose_background
+    from reduce.params import CleanParams
+
+    planes, to_sky, to_pix, _ = _group(0.02, n=4)
+    group = GroupStack(planes[0].shape, len(planes))
+    for i, plane in enumerate(planes):
+        group.put(i, plane, None, (to_sky[i], to_pix[i]))
+    group.finish(len(planes))
+    names = [f"e{i}" for i in range(len(planes))]
+    method, model, _, scores, _ = choose_background(group, names, "small", CleanParams(), sky_fixed=True, max_box=17)
+    boxes = {int(k.split("+")[0].removeprefix("highpass")) for k in scores if k.startswith("highpass")}
+    assert boxes and max(boxes) <= 17
+    _, _, _, all_scores, _ = choose_background(group, names, "small", CleanParams(), sky_fixed=True)
+    assert any(k.startswith("highpass65") for k in all_scores)
