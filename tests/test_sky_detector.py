@@ -115,3 +115,17 @@ def test_high_pass_models_stop_at_the_block_where_the_sky_is_fixed():
     assert boxes and max(boxes) <= 17
     _, _, _, all_scores, _ = choose_background(group, names, "small", CleanParams(), sky_fixed=True)
     assert any(k.startswith("highpass65") for k in all_scores)
+
+
+def test_an_exposure_without_sky_blocks_gives_no_map_and_a_reason():
+    planes, to_sky, to_pix, _ = _group(0.02)
+    planes[1] = np.full(planes[1].shape, np.nan, np.float32)  # e.g. every pixel masked or bad
+    out = sd.decompose(planes, to_sky, to_pix, block=16)
+    assert not out.used and "fewer than" in out.reason and "[1]" in out.reason
+
+
+def test_a_system_that_does_not_converge_gives_no_map_and_a_reason(monkeypatch):
+    planes, to_sky, to_pix, _ = _group(0.02)
+    monkeypatch.setattr(sd, "CG_MAXITER", 1)
+    out = sd.decompose(planes, to_sky, to_pix, block=16)
+    assert not out.used and "did not converge" in out.reason

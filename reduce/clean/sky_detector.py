@@ -51,6 +51,9 @@ CG_MAXITER = 100_000
 #: paired standard errors (the one-standard-error rule of :mod:`.template_model`).
 MIN_IMPROVEMENT_SE = 1.0
 
+#: Fewer sky blocks than this in any exposure: no decomposition (nothing to tell the frames apart).
+MIN_BLOCKS = 16
+
 #: Squared held-out residuals are clipped here (chi^2 per block): one exposure's remnant
 #: (an unmasked source's wing, a transient) must not decide for the group.
 CHI2_CLIP = 25.0
@@ -94,11 +97,11 @@ def block_maps(planes: list[np.ndarray], block: int) -> tuple[np.ndarray, np.nda
         blk = p[:ny, :nx].reshape(ny // block, block, nx // block, block).transpose(0, 2, 1, 3)
         blk = blk.reshape(ny // block, nx // block, block * block)
         cnt = np.isfinite(blk).sum(axis=-1)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # all-NaN blocks or planes: NaN, no warning
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(blk, axis=-1)
+            pix = float(mad_std(np.diff(p, axis=1), ignore_nan=True)) / math.sqrt(2.0)  # white noise per pixel
         med[cnt < (block * block) // 2] = np.nan
-        pix = float(mad_std(np.diff(p, axis=1), ignore_nan=True)) / math.sqrt(2.0)  # white noise per pixel
         meds.append(med)
         sig.append(pix * math.sqrt(math.pi / 2) / np.sqrt(np.maximum(cnt, 1)))
     return np.array(meds), np.array(sig)
@@ -240,7 +243,19 @@ def decompose(planes: list[np.ndarray], to_sky: list[Callable], to_pixel: list[C
     if n < 3:
         return Decomposition(None, block, None, reason=f"{n} exposures: at least 3 are needed to cross-validate")
     maps, sig = block_maps(planes, block)
+    usable = np.isfinite(maps) & np.isfinite(sig) & (sig > 0)
+    short = [i for i in range(n) if np.count_nonzero(usable[i]) < MIN_BLOCKS]
+    if short:
+        return Decomposition(None, block, None, reason=f"exposure(s) {short} have fewer than {MIN_BLOCKS} sky blocks")
     system = _System(maps, sig, to_sky, to_pixel, block)
+    try:
+        return _choose(system, n, block, lambdas)
+    except ArithmeticError as exc:  # a system CG cannot solve: no map, and the group says why
+        return Decomposition(None, block, None, reason=str(exc))
+
+
+def _choose(system: _System, n: int, block: int, lambdas: tuple[float, ...]) -> Decomposition:
+    """Cross-validate, choose and fit (:func:`decompose`)."""
     chi: dict = {}
     for with_map in (False, True):
         starts: dict[int, np.ndarray] = {}
