@@ -337,3 +337,43 @@ def test_stage3_skips_skymatch_only_for_mosaics_whose_members_all_had_a_template
                                             sky_subtracted={files[0], files[1]})}
     assert tasks["jw09999-o001_t001_miri_f770w"].steps["skymatch"]["skip"] is True
     assert "skip" not in tasks["jw09999-o001_t001_miri_f1500w"].steps["skymatch"]
+
+
+def _fill_whole_frame(template, valid, sigma=16.0):
+    """fill_template_holes as it was written first: every filter on the whole frame."""
+    from scipy import ndimage
+
+    t = np.asarray(template, np.float64)
+    have = np.isfinite(t)
+    todo = ~have & valid
+    out = np.array(template, np.float32, copy=True)
+    s, base = sigma, np.where(have, t, 0.0)
+    while todo.any() and s <= 4 * max(t.shape):
+        num = ndimage.gaussian_filter(base, s, mode="constant")
+        den = ndimage.gaussian_filter(have.astype(np.float64), s, mode="constant")
+        ok = todo & (den > 1e-3)
+        out[ok] = (num[ok] / den[ok]).astype(np.float32)
+        todo &= ~ok
+        s *= 2
+    if todo.any():
+        out[todo] = np.float32(np.median(t[have]))
+    return out
+
+
+@pytest.mark.parametrize("shape, holes", [
+    ((300, 280), [(150, 140, 6)]),  # one small hole in the middle: the filters see a small box
+    ((300, 280), [(5, 270, 12), (290, 3, 20)]),  # holes at opposite corners: the box is the frame
+    ((256, 256), [(128, 0, 90)]),  # a hole larger than the kernel, at an edge: sigma doubles
+])
+def test_template_holes_filled_on_a_box_as_on_the_whole_frame(shape, holes):
+    rng = np.random.default_rng(7)
+    t = (1.0 + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    for cy, cx, r in holes:
+        t[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = np.nan
+    valid = rng.random(shape) > 0.05
+    filled, where = sb.fill_template_holes(t, valid)
+    assert where.sum() > 0 and np.array_equal(where, ~np.isfinite(t) & valid)
+    # bit for bit: the box holds every pixel each hole's value depends on
+    assert np.array_equal(filled, _fill_whole_frame(t, valid), equal_nan=True)
+    assert np.all(np.isfinite(filled[where]))

@@ -115,3 +115,44 @@ def test_group_without_projected_mask_is_pass_one_promoted(demo_run, crds_cache,
             assert a[0].header["MRC_PASS"] == "pass 2"
             for ext in ("SCI", "ERR", "DQ", "VAR_RNOISE", "VAR_FLAT"):
                 assert np.array_equal(a[ext].data, b[ext].data, equal_nan=True), ext
+
+
+@pytest.mark.slow
+def test_second_pass_reuses_pass_one_masks_exactly(demo_run, crds_cache, tmp_path):
+    """Pass 2 takes each member's own source masks from pass 1 (same stage-2 file, parameters
+    and versions: the detection would repeat itself) and adds the projected mask; detecting
+    again, when pass 1's maps are gone, gives the same files."""
+    import numpy as np
+    from astropy.io import fits
+
+    _, ws0, _ = demo_run
+    logs = sorted((ws0 / "logs" / "clean").glob("*.log"))
+    stems = sorted(p.name.removesuffix("_cal.fits") for p in ws0.glob("stage2/*_cal.fits"))
+    reused = {line.split("clean ")[1].split(":")[0] for p in logs for line in p.read_text().splitlines()
+              if "pass 1's own masks reused" in line}
+    assert reused == set(stems)  # every member of every group cleaned again in pass 2
+    assert not any("own masks reused" in p.read_text() for p in (ws0 / "logs" / "pass1" / "clean").glob("*.log"))
+
+    ws = tmp_path / "ws"
+    shutil.copytree(ws0, ws, symlinks=True)
+    for p in ws.glob(".lock*"):
+        p.unlink()
+    group = "F1500W"
+    members = sorted(s for s in stems if fits.getval(ws / "stage2" / f"{s}_cal.fits", "FILTER") == group)
+    assert len(members) == 5
+    for stem in members:  # pass 1's maps gone: pass 2 must detect again (pass 1 stays current)
+        (ws / "pass1" / "clean" / f"{stem}_segm.fits").unlink()
+    record = next((ws / "clean" / "groups").glob(f"{group}_*.json"))
+    record.unlink()
+    before = {s: (ws / "clean" / f"{s}_cal.fits").stat().st_mtime_ns for s in members}
+    cli("clean", ws, "--crds-path", crds_cache)
+    log = (ws / "logs" / "clean" / record.with_suffix(".log").name).read_text()  # this run's (mode "w")
+    assert "masks" in log and "own masks reused" not in log
+    for stem in members:
+        assert (ws / "clean" / f"{stem}_cal.fits").stat().st_mtime_ns != before[stem]  # recomputed
+        for name in (f"{stem}_cal.fits", f"{stem}_segm.fits"):
+            with fits.open(ws / "clean" / name) as a, fits.open(ws0 / "clean" / name) as b:
+                for ha, hb in zip(a[1:], b[1:]):
+                    assert ha.name == hb.name
+                    if ha.data is not None and ha.is_image:
+                        assert np.array_equal(ha.data, hb.data, equal_nan=True), (name, ha.name)

@@ -28,7 +28,7 @@ from ..workspace import Workspace
 from . import qa as qa_mod
 from .group_model import GroupStack, choose_background
 from .io import Exposure, pixel_sky_transforms, read_exposure
-from .member import ExposureStats, Masked, Member, mask_member, subtract_member
+from .member import ExposureStats, FirstPassMasks, Masked, Member, mask_member, subtract_member
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,13 @@ def _treatment(params: CleanParams, n: int) -> tuple[str, str]:
 
 
 def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams, qa: bool = True,
-                extra_masks: dict[str, np.ndarray] | None = None, label: str = ""
-                ) -> tuple[GroupStats, list[ExposureStats]]:
+                extra_masks: dict[str, np.ndarray] | None = None, label: str = "",
+                reuse: FirstPassMasks | None = None) -> tuple[GroupStats, list[ExposureStats]]:
     """Clean the members of one group and write their products.
 
     ``extra_masks`` (second pass): per exposure, source pixels to add to its own mask (the
-    first-pass mosaic's mask projected onto it, :mod:`.mosaic_mask`).
+    first-pass mosaic's mask projected onto it, :mod:`.mosaic_mask`); ``reuse`` (second pass):
+    pass 1's own masks of the members, taken where current instead of detecting again.
 
     The per-member phases (masks; subtraction, fill and writing) use the worker pool's idle
     cores when there are any (:func:`reduce.workers.spare_cores`, :func:`reduce.workers.fork_map`):
@@ -95,7 +96,8 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
     def masks_of(j: int) -> Masked:
         stem = stems[j]
         return mask_member(ws, stem, name, len(stems), params, policy, gstats.reason, label,
-                           None if extra_masks is None else extra_masks.get(stem), qa and j == 0, keep=j + 1)
+                           None if extra_masks is None else extra_masks.get(stem), qa and j == 0, keep=j + 1,
+                           reuse=reuse)
 
     phase1 = per_member("masks", masks_of, range(len(stems)))
     stats = {s: r.stats for s, r in zip(stems, phase1)}

@@ -145,19 +145,65 @@ class Masked:
     exposure: Exposure | None = None
 
 
+@dataclass
+class FirstPassMasks:
+    """Second pass: where pass 1 left its own source masks of a group's members and the
+    identity pass 1's cleaning of the group must have for them to be this pass's too (the
+    same stage-2 files, parameters and versions: the detection would give the same masks)."""
+
+    root: str
+    identity: str
+    n_removed: dict  # {stem: sources pass 1 dropped as small}
+
+
+def first_pass_masks(first: Workspace, stem: str, shape: tuple, reuse: FirstPassMasks
+                     ) -> masks_mod.SourceMask | None:
+    """Pass 1's own masks of ``stem`` (its ``_segm.fits``: SEGM, and CLEANMAP's SOURCE and BAD
+    bits, which pass 1 wrote from exactly these arrays), or None when pass 1's cleaned file of
+    ``stem`` lacks ``reuse.identity`` or the maps cannot be read."""
+    from astropy.io import fits
+
+    from .. import identity
+
+    if stem not in reuse.n_removed or not identity.is_current(first.output("clean", stem), reuse.identity):
+        return None
+    try:
+        with fits.open(segm_path(first, stem), memmap=False) as hdul:
+            if hdul[0].header.get("EXPOSURE") != stem:
+                return None
+            segm = np.asarray(hdul["SEGM"].data, np.int32)
+            cmap = np.asarray(hdul["CLEANMAP"].data, np.uint8)
+    except (OSError, KeyError, ValueError):
+        return None
+    if segm.shape != tuple(shape) or cmap.shape != tuple(shape):
+        return None
+    return masks_mod.SourceMask(segm=segm, mask=(cmap & MAP_BITS["SOURCE"]) > 0, bad=(cmap & MAP_BITS["BAD"]) > 0,
+                                n_sources=int(segm.max(initial=0)), n_removed=int(reuse.n_removed[stem]),
+                                bkg_rms=float("nan"))
+
+
 def mask_member(ws: Workspace, stem: str, name: str, n_group: int, params: CleanParams, policy: str, reason: str,
-                label: str, extra: np.ndarray | None, qa: bool, keep: int) -> Masked:
+                label: str, extra: np.ndarray | None, qa: bool, keep: int,
+                reuse: FirstPassMasks | None = None) -> Masked:
     """Read one member, build its masks, sky level and plane of the stack; with no treatment
     (``policy`` off), its products at once. The exposure is returned (kept in memory for the
-    subtraction) when ``keep`` exposures of its size fit in :data:`READ_CACHE_BYTES`."""
+    subtraction) when ``keep`` exposures of its size fit in :data:`READ_CACHE_BYTES`.
+    ``reuse`` (second pass): pass 1's own masks are taken instead of detecting again
+    (:func:`first_pass_masks`) when they are current."""
+    from ..workspace import FirstPass
+
     t0 = time.perf_counter()
     st = ExposureStats(stem=stem, group=name)
     src = ws.output("stage2", stem)
     exp = read_exposure(src)
-    bad = masks_mod.coverage_mask(exp.sci, exp.err, exp.dq, good_bits=params.good_bits)
-    sm = masks_mod.source_mask(exp.sci, exp.err, params=params.mask, bad=bad, pixel_scale=exp.pixel_scale,
-                               fwhm=psf_fwhm_pixels(exp.header.get("FILTER", ""), exp.pixel_scale),
-                               suppress_warnings=params.suppress_warnings)
+    sm = None if reuse is None else first_pass_masks(FirstPass(Path(reuse.root)), stem, exp.sci.shape, reuse)
+    if sm is None:
+        bad = masks_mod.coverage_mask(exp.sci, exp.err, exp.dq, good_bits=params.good_bits)
+        sm = masks_mod.source_mask(exp.sci, exp.err, params=params.mask, bad=bad, pixel_scale=exp.pixel_scale,
+                                   fwhm=psf_fwhm_pixels(exp.header.get("FILTER", ""), exp.pixel_scale),
+                                   suppress_warnings=params.suppress_warnings)
+    else:
+        log.info("clean %s: pass 1's own masks reused", stem)
     if extra is not None:
         extra = np.asarray(extra, bool)
         if extra.shape != sm.mask.shape:

@@ -15,7 +15,10 @@ import numpy as np
 from ..fsutil import atomic_path
 from ..workspace import Workspace
 
-__all__ = ["mask_path", "marker_path", "read_mask", "promote"]
+__all__ = ["FIRST_PASS_LABEL", "mask_path", "marker_path", "read_mask", "promote"]
+
+#: The first pass's label (MRC_PASS, the summary's "pass", part of its groups' identities).
+FIRST_PASS_LABEL = "pass 1"
 
 
 def mask_path(first: Workspace, stem: str) -> Path:

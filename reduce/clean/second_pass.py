@@ -36,7 +36,7 @@ from ..workers import WorkerPool, peak_rss_mb, task_log
 from ..workspace import FirstPass, Workspace
 from . import CleanReport, run as run_pass
 from .io import psf_fwhm_pixels
-from .pass_files import mask_path, marker_path
+from .pass_files import FIRST_PASS_LABEL, mask_path, marker_path
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +199,10 @@ def run_two_passes(ws: Workspace, stems: list[str], params: CleanParams, pipelin
     pass (pass 1 and every mosaic mask must be done)."""
     first = FirstPass(ws.root).create()
     if first_pass:
-        rep1 = run_pass(first, stems, params, overwrite=overwrite, pool=pool, label="pass 1", only=groups)
+        rep1 = run_pass(first, stems, params, overwrite=overwrite, pool=pool, label=FIRST_PASS_LABEL, only=groups)
         return rep1, rep1.outcomes
     scoped = groups is not None or masks is not None
-    rep1 = run_pass(first, stems, params, overwrite=overwrite, pool=pool, label="pass 1",
+    rep1 = run_pass(first, stems, params, overwrite=overwrite, pool=pool, label=FIRST_PASS_LABEL,
                     only=[] if scoped else None)
     rep1.require_complete("the first-pass mosaic masks" if masks is not None else "the second cleaning pass",
                           "clean WORKSPACE --first-pass")

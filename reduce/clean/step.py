@@ -25,7 +25,7 @@ from ..params import CleanParams
 from ..workspace import Workspace
 from . import super_background as sb
 from .group import clean_group, group_name
-from .member import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE
+from .member import FILLED_VARIANCE_FACTOR, MAP_BITS, TEMPLATE_VARIANCE, FirstPassMasks
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class GroupJob:
     previous: dict | None = None
     identity: str = ""  # reduce.identity of the group's cleaning, written beside each cleaned file
     made_of: dict | None = None
+    reuse: FirstPassMasks | None = None  # second pass: pass 1's own masks, where current
 
 
 def _workspace(root: str, first_pass: bool) -> Workspace:
@@ -141,7 +142,8 @@ def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, li
 
         first = FirstPass(Path(job.first))
         masks = {s: m for s in job.members if (m := read_mask(first, s)) is not None}
-    gst, est = clean_group(ws, job.key, job.members, job.params, qa=job.qa, extra_masks=masks, label=job.label)
+    gst, est = clean_group(ws, job.key, job.members, job.params, qa=job.qa, extra_masks=masks, label=job.label,
+                           reuse=job.reuse)
     return asdict(gst), [asdict(e) for e in est]
 
 
@@ -231,6 +233,7 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
                        first=str(first.root) if first is not None else None, identity=ident, made_of=made_of)
         if first is not None:
             _plan_promotion(job, first, name, members)
+            job.reuse = None if job.promote else _first_pass_masks(first, name, members, params)
         jobs.append(job)
 
     from ..workers import WorkerPool
@@ -292,6 +295,21 @@ def _plan_promotion(job: GroupJob, first: Workspace, name: str, members: list[st
         job.promote = True
         job.previous = {"group": {k: v for k, v in p1["group"].items() if k not in ("skipped", "identity")},
                         "exposures": {e["stem"]: e for e in p1["exposures"]}}
+
+
+def _first_pass_masks(first: Workspace, name: str, members: list[str], params: CleanParams
+                      ) -> FirstPassMasks | None:
+    """Second pass: pass 1's own masks of the group, when pass 1 cleaned it from the same
+    stage-2 files with the same parameters and versions (its identity, as pass 1 computed it):
+    the detection depends on nothing else, so it is not run again."""
+    from .pass_files import FIRST_PASS_LABEL
+
+    ident = identity.digest(group_identity(first, members, params, FIRST_PASS_LABEL, None))
+    p1 = _load_json(group_record_path(first, name))
+    if p1.get("group", {}).get("identity") != ident:
+        return None
+    removed = {e["stem"]: int(e.get("n_small_removed", 0)) for e in p1.get("exposures", [])}
+    return FirstPassMasks(str(first.root), ident, {s: removed[s] for s in members if s in removed})
 
 
 def _write_summary(ws: Workspace, params: CleanParams, label: str, groups: dict, exposures: dict) -> None:

@@ -356,6 +356,14 @@ def subtract_template(sci: np.ndarray, template: np.ndarray, scale: float,
     return SubtractResult(sci=out_sci, err=out_err, variances=out_var, uncovered=uncovered)
 
 
+def _grown_box(where: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of the True pixels of ``where``, grown by ``margin`` pixels on every
+    side and clipped to the array."""
+    rows, cols = np.flatnonzero(where.any(axis=1)), np.flatnonzero(where.any(axis=0))
+    return (slice(max(0, rows[0] - margin), min(where.shape[0], rows[-1] + margin + 1)),
+            slice(max(0, cols[0] - margin), min(where.shape[1], cols[-1] + margin + 1)))
+
+
 def fill_template_holes(template: np.ndarray, valid: np.ndarray | None = None,
                         sigma: float = 16.0) -> tuple[np.ndarray, np.ndarray]:
     """Fill a template's coverage holes with its smooth surroundings.
@@ -391,12 +399,16 @@ def fill_template_holes(template: np.ndarray, valid: np.ndarray | None = None,
     todo = holes.copy()
     s = float(sigma)
     base = np.where(have, t, 0.0)
+    weight = have.astype(np.float64)
     while todo.any() and s <= 4 * max(t.shape):
-        num = ndimage.gaussian_filter(base, s, mode="constant")
-        den = ndimage.gaussian_filter(have.astype(np.float64), s, mode="constant")
-        ok = todo & (den > 1e-3)
-        out[ok] = (num[ok] / den[ok]).astype(np.float32)
-        todo &= ~ok
+        # the filters only on the holes' box plus the kernel's radius (scipy's truncate=4):
+        # a hole's value depends on nothing beyond it, so the result is that of the whole frame
+        box = _grown_box(todo, int(4.0 * s + 0.5))
+        num = ndimage.gaussian_filter(base[box], s, mode="constant")
+        den = ndimage.gaussian_filter(weight[box], s, mode="constant")
+        ok = todo[box] & (den > 1e-3)
+        out[box][ok] = (num[ok] / den[ok]).astype(np.float32)
+        todo[box] &= ~ok
         s *= 2
     if todo.any():
         out[todo] = np.float32(np.median(t[have]))
