@@ -232,8 +232,9 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
         job = GroupJob(str(ws.root), isinstance(ws, FirstPass), key, members, params, qa, label,
                        first=str(first.root) if first is not None else None, identity=ident, made_of=made_of)
         if first is not None:
-            _plan_promotion(job, first, name, members)
-            job.reuse = None if job.promote else _first_pass_masks(first, name, members, params)
+            p1 = _load_json(group_record_path(first, name))  # pass 1's record of the group
+            _plan_promotion(job, first, p1, members)
+            job.reuse = None if job.promote else _first_pass_masks(first, p1, members, params)
         jobs.append(job)
 
     from ..workers import WorkerPool
@@ -283,12 +284,12 @@ def run_clean(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite
                        outcomes=[r["outcome"] for r in results], pending=pending)
 
 
-def _plan_promotion(job: GroupJob, first: Workspace, name: str, members: list[str]) -> None:
+def _plan_promotion(job: GroupJob, first: Workspace, p1: dict, members: list[str]) -> None:
     """Second pass: a group none of whose members has a projected mask is promoted from pass 1
-    (same members, pass 1 done): ``job.promote`` and pass 1's records in ``job.previous``."""
+    (same members, pass 1 done; ``p1``: pass 1's record of the group, {} if none):
+    ``job.promote`` and pass 1's records in ``job.previous``."""
     from .pass_files import mask_path
 
-    p1 = _load_json(group_record_path(first, name))
     if (p1 and sorted(p1["group"].get("members", [])) == sorted(members)
             and not any(mask_path(first, s).is_file() for s in members)
             and sorted(e["stem"] for e in p1["exposures"]) == sorted(members)):
@@ -297,15 +298,15 @@ def _plan_promotion(job: GroupJob, first: Workspace, name: str, members: list[st
                         "exposures": {e["stem"]: e for e in p1["exposures"]}}
 
 
-def _first_pass_masks(first: Workspace, name: str, members: list[str], params: CleanParams
+def _first_pass_masks(first: Workspace, p1: dict, members: list[str], params: CleanParams
                       ) -> FirstPassMasks | None:
     """Second pass: pass 1's own masks of the group, when pass 1 cleaned it from the same
-    stage-2 files with the same parameters and versions (its identity, as pass 1 computed it):
-    the detection depends on nothing else, so it is not run again."""
+    stage-2 files with the same parameters and versions (its identity, as pass 1 computed it;
+    ``p1``: pass 1's record of the group): the detection depends on nothing else, so it is
+    not run again."""
     from .pass_files import FIRST_PASS_LABEL
 
     ident = identity.digest(group_identity(first, members, params, FIRST_PASS_LABEL, None))
-    p1 = _load_json(group_record_path(first, name))
     if p1.get("group", {}).get("identity") != ident:
         return None
     removed = {e["stem"]: int(e.get("n_small_removed", 0)) for e in p1.get("exposures", [])}
