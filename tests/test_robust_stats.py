@@ -139,3 +139,57 @@ def test_fast_stats_equal_numpy_and_astropy_bit_for_bit(a):
     s = shift_by_median(x)
     assert np.array_equal(x, ref)
     assert s == ref_s
+
+
+def _clip_reference(a, nsigma):
+    x = a.copy()
+    x -= np.median(x)
+    s = float(mad_std(x))
+    if s > 0:
+        np.clip(x, -nsigma * s, nsigma * s, out=x)
+    return x
+
+
+@pytest.mark.parametrize("nsigma", [3.0, 30.0, 1e4])
+@pytest.mark.parametrize("a", _arrays_for_exactness() + [np.zeros(20), np.r_[np.zeros(11), np.ones(9)],
+                                                         np.random.default_rng(5).normal(0, 1, 100_001)])
+def test_clip_by_mad_equals_the_numpy_astropy_expression_bit_for_bit(a, nsigma):
+    """Both branches: the shortcut (nothing beyond the clip range) and the MAD's partition."""
+    from reduce.clean.fast_stats import clip_by_mad
+
+    x = a.copy()
+    clip_by_mad(x, nsigma)
+    assert np.array_equal(x, _clip_reference(a, nsigma))
+
+
+def test_clip_by_mad_clips_an_outlier_beyond_its_range():
+    from reduce.clean.fast_stats import clip_by_mad
+
+    a = np.random.default_rng(2).normal(0, 1, 10_001)
+    a[17] = 1e3
+    x = a.copy()
+    clip_by_mad(x, 30.0)
+    assert x[17] < 40.0 and np.array_equal(x, _clip_reference(a, 30.0))
+
+
+
+def _order_statistic_cases():
+    rng = np.random.default_rng(21)
+    n = 100_003
+    unrepresentative = np.ones(n)
+    unrepresentative[::n // 4096] = 0.0  # every sampled value is 0, the median is 1
+    steps = np.repeat(np.arange(7.0), n // 7 + 1)[:n]  # long runs of ties at the median
+    return [rng.normal(5, 3, n), np.sort(rng.normal(0, 1, n)), np.sort(rng.normal(0, 1, n))[::-1].copy(),
+            unrepresentative, steps, rng.standard_cauchy(n), np.round(rng.normal(0, 1, 40_000), 2),
+            np.full(30_000, 7.25)]
+
+
+@pytest.mark.parametrize("x", _order_statistic_cases())
+def test_order_statistics_equal_a_full_partition(x):
+    from reduce.clean.fast_stats import mad_std_about, median_middle, order_statistics
+
+    n = x.size
+    for ks in ([n // 2], [n // 2 - 1, n // 2], [0], [n - 1], [n // 10, n // 10 + 1]):
+        assert np.array_equal(order_statistics(x, ks), np.partition(x, ks)[ks])
+    assert median_middle(x)[0] == np.median(x)
+    assert mad_std_about(x, np.median(x)) == mad_std(x)

@@ -77,7 +77,7 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
     first-pass mosaic's mask projected onto it, :mod:`.mosaic_mask`); ``reuse`` (second pass):
     pass 1's own masks of the members, taken where current instead of detecting again.
 
-    The per-member phases (masks; subtraction, fill and writing) use the worker pool's idle
+    The per-member phases (masks; the model choice's scores; subtraction, fill and writing) use the worker pool's idle
     cores when there are any (:func:`reduce.workers.spare_cores`, :func:`reduce.workers.fork_map`):
     every member's result is computed the same way in whichever process, so the products do
     not depend on it."""
@@ -88,9 +88,10 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
     policy, gstats.reason = _treatment(params, len(stems))
 
     def per_member(phase: str, fn, items) -> list:
-        """``fn`` of every member, on this process and the pool's idle cores."""
-        with spare_cores(len(stems) - 1) as extra:
-            log.info("clean group %s: %s of %d member(s) in %d process(es)", name, phase, len(stems), 1 + extra)
+        """``fn`` of every member in ``items``, on this process and the pool's idle cores."""
+        items = list(items)
+        with spare_cores(len(items) - 1) as extra:
+            log.info("clean group %s: %s of %d member(s) in %d process(es)", name, phase, len(items), 1 + extra)
             return fork_map(fn, items, 1 + extra)
 
     def masks_of(j: int) -> Masked:
@@ -135,7 +136,8 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
         gstats.frame_test = frame.as_dict()
     if usable:
         method, model, box, gstats.cv_scores, gstats.cv_members = choose_background(
-            group, usable, policy, params, sky_fixed, max_box=frame.block + 1 if sky_fixed else None)
+            group, usable, policy, params, sky_fixed, max_box=frame.block + 1 if sky_fixed else None,
+            mapper=lambda fn, items: per_member("cross-validation", fn, items))
     if group is not None and selfcal_domain and policy != "off":
         sc = group.self_calibrate(frame, model if method == "template" else None)
         gstats.self_calibration = sc.as_dict()

@@ -101,14 +101,17 @@ def member_plane(exp: Exposure, excluded: np.ndarray, sky: float) -> tuple[np.nd
 
 
 def choose_background(group: GroupStack, usable: list[str], policy: str, params: CleanParams, sky_fixed: bool = False,
-                      max_box: int | None = None) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
+                      max_box: int | None = None, mapper=None
+                      ) -> tuple[str, tm.TemplateModel | None, int | None, dict, list[str]]:
     """(method, template model, Background2D box, scores, scoring members) for the group.
 
     ``sky_fixed``: the smooth structure the exposures share is on the sky (extended
     emission): only high-pass template models, and no Background2D (it would remove it).
     ``max_box``: the largest smoothing box of the high-pass models (structure on larger
     scales is the frame test's to attribute, and the self-calibration's block maps',
-    :meth:`GroupStack.self_calibrate`)."""
+    :meth:`GroupStack.self_calibrate`). ``mapper(fn, items)``: ``[fn(i) for i in items]``,
+    possibly in other processes (:func:`reduce.workers.fork_map`): the members' template
+    scores are computed through it, each the same wherever it runs."""
     n = len(usable)
     idx = sorted({round(k * (n - 1) / max(1, MAX_CV_MEMBERS - 1)) for k in range(min(n, MAX_CV_MEMBERS))})
     names = [usable[i] for i in idx]
@@ -120,9 +123,12 @@ def choose_background(group: GroupStack, usable: list[str], policy: str, params:
         boxes = tuple(b for b in tm.BOXES if max_box is None or b <= max_box)
         models = tm.candidates(boxes, include_none=(method_cfg == "auto" or fixed == 0), n_others=n - 1,
                                smooth=not sky_fixed) if fixed == 0 else [tm.TemplateModel(fixed, smooth=not sky_fixed)]
-        own = [group.stack[i] for i in idx]
-        pairs = [group.template(i) for i in idx]
-        best_model, rel, best_score = tm.choose_model(own, [p[0] for p in pairs], [p[1] for p in pairs], models)
+
+        def scores_of(i: int) -> dict:
+            return tm.member_scores(group.stack[i], *group.template(i), models)
+
+        members = (mapper or (lambda fn, items: [fn(x) for x in items]))(scores_of, idx)
+        best_model, rel, best_score = tm.select_model(members, models, group.stack.shape[1:])
         scores.update(rel)
     box = None
     b2d_preds: dict[int, list] = {}

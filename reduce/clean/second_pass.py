@@ -41,6 +41,12 @@ from .pass_files import FIRST_PASS_LABEL, mask_path, marker_path
 log = logging.getLogger(__name__)
 
 
+#: jwst resample's outputs a mask mosaic does not read (it reads SCI and WHT only): the error
+#: and variance arrays (half of the drizzle's time at full frame) and the context image. The
+#: SCI and WHT arrays do not depend on them (ivm weights read VAR_RNOISE either way).
+MASK_MOSAIC_RESAMPLE = {"enable_err": False, "report_var": False, "enable_ctx": False}
+
+
 @dataclass
 class MosaicMaskJob:
     """One first-pass mosaic: its pass-1 cleaned members, the stage-3 parameters and the mask's."""
@@ -154,7 +160,9 @@ def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipel
             continue
         mine = mosaic_steps(pipeline, members, report.sky_subtracted)  # as stage 3 will run it,
         # but the mosaic's pixel maps on a grid (a mask needs no better; 40 % of its time at full frame)
-        mine = {**mine, "resample": {**mine.get("resample", {}), "pixmap_stepsize": float(params.mask_pixmap_stepsize)}}
+        # and only the arrays the mask reads (SCI, WHT): no error, variance or context arrays
+        mine = {**mine, "resample": {**mine.get("resample", {}), **MASK_MOSAIC_RESAMPLE,
+                                     "pixmap_stepsize": float(params.mask_pixmap_stepsize)}}
         stems = [Path(m).name.removesuffix("_cal.fits") for m in members]
         covered.update(stems)
         made_of = {"stage": "masks", "product": product,

@@ -19,7 +19,8 @@ prediction error, measured at the pixel scale and in 4 and 16 px blocks, each in
 what the exposure's own white noise gives at that scale (:func:`cv_score`), averaged over
 the members, is the score. Its expectation is the exposure's own noise (the same for every
 candidate) plus the template's error at each scale, so the lowest score is the model that
-best removes the real pattern at the least added noise, at small and large scales alike. ``none`` (no template: a flat background) is scored the
+best removes the real pattern at the least added noise, at small and large scales alike
+(the score itself: :mod:`.prediction_error`). ``none`` (no template: a flat background) is scored the
 same way and wins when the template does not help.
 
 Pure functions: numpy arrays in, numpy arrays out.
@@ -32,23 +33,16 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.stats import mad_std
 
-from .fast_stats import shift_by_median
+from .prediction_error import CLIP_SIGMA, SCALES, cv_score, white_noise_variance  # noqa: F401 (their home before)
 
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
+           "member_scores", "select_model",
            "paired_standard_error",
            "DETAIL_SIGMA", "NONE"]
 
 #: A residual pixel is real template structure when above this many sigma of the template's
 #: own noise (false-positive rate 6e-5 per pixel for Gaussian noise).
 DETAIL_SIGMA = 4.0
-
-#: Spatial scales (pixels) at which the cross-validated error is measured: the pixel, and
-#: blocks of 4 and 16 px (the flatness of a mosaic is judged on 16 px blocks).
-SCALES = (1, 4, 16)
-
-#: Squared residuals are clipped at this many robust sigma in the score (cosmic-ray
-#: remnants of one exposure must not decide for the whole group).
-CLIP_SIGMA = 30.0
 
 
 @dataclass(frozen=True)
@@ -113,11 +107,10 @@ def nan_box(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.nd
     from scipy.ndimage import uniform_filter
 
     finite = np.isfinite(image)
-    num = uniform_filter(np.where(finite, image, 0.0).astype(np.float64), size, mode="constant")
+    num = uniform_filter(np.where(finite, image, 0.0).astype(np.float64, copy=False), size, mode="constant")
     den = uniform_filter(finite.astype(np.float64), size, mode="constant")
     out = np.full(image.shape, np.nan)
-    ok = finite & (den > 0)
-    out[ok] = num[ok] / den[ok]
+    np.divide(num, den, out=out, where=finite & (den > 0))
     return out, den * size[0] * size[1]
 
 
@@ -128,16 +121,22 @@ def stripe_length(shape: tuple[int, int]) -> int:
     return int(max(32, min(shape) // 4))
 
 
-def _significant(resid: np.ndarray, template_var: np.ndarray | None) -> np.ndarray:
+def _significant(resid: np.ndarray, template_var: np.ndarray | None, threshold: np.ndarray | None = None
+                 ) -> np.ndarray:
     """Residual pixels above ``DETAIL_SIGMA`` times the template's noise (its variance, or
-    without it the residual's robust standard deviation)."""
+    without it the residual's robust standard deviation). ``threshold``: ``DETAIL_SIGMA``
+    times the square root of ``template_var`` clipped at 0, when the caller has it already."""
     if template_var is not None:
-        sigma = np.sqrt(np.maximum(template_var, 0.0))
+        threshold = _detail_threshold(template_var) if threshold is None else threshold
     else:
         r = resid[np.isfinite(resid)]
-        sigma = float(mad_std(r)) if r.size else np.inf
+        threshold = DETAIL_SIGMA * (float(mad_std(r)) if r.size else np.inf)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(resid) & (np.abs(resid) > DETAIL_SIGMA * sigma)
+        return np.isfinite(resid) & (np.abs(resid) > threshold)
+
+
+def _detail_threshold(template_var: np.ndarray) -> np.ndarray:
+    return DETAIL_SIGMA * np.sqrt(np.maximum(template_var, 0.0))
 
 
 def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: TemplateModel
@@ -178,76 +177,14 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
     return pred, var
 
 
-def white_noise_variance(image: np.ndarray) -> float:
-    """Robust per-pixel white-noise variance of ``image`` (NaN = no value) from the
-    differences of horizontally adjacent pixels (structure larger than a pixel cancels)."""
-    d = (image[:, 1:] - image[:, :-1]).ravel()
-    d = d[np.isfinite(d)]
-    if d.size < 16:
-        return float("nan")
-    return float(mad_std(d) ** 2 / 2.0)
-
-
-def _block_means(r: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Means and counts of the finite values of ``r`` in b x b blocks (edges cropped)."""
-    ny, nx = (r.shape[0] // b) * b, (r.shape[1] // b) * b
-    blk = r[:ny, :nx].reshape(ny // b, b, nx // b, b)
-    fin = np.isfinite(blk)
-    cnt = fin.sum(axis=(1, 3))
-    tot = np.where(fin, blk, 0.0).sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return tot / cnt, cnt
-
-
-def cv_score(own: np.ndarray, predicted: np.ndarray, scales: tuple[int, ...] = SCALES,
-             noise_var: float | None = None) -> tuple[float, int]:
-    """Prediction error of ``predicted`` against ``own`` (both normalised; NaN = no value),
-    in units of ``own``'s noise, averaged over spatial scales.
-
-    The residual (median offset removed, values beyond ``CLIP_SIGMA`` robust sigma
-    clipped) is averaged in ``b x b`` blocks for each ``b`` in ``scales``; at each scale the
-    mean squared block residual is divided by what white noise alone gives there
-    (``noise_var / n`` for a block of ``n`` pixels). The own noise contributes 1 at every
-    scale for every candidate; the rest is the model's error at that scale. A coherent
-    structure far below the per-pixel noise (column stripes, a faint gradient) dominates the
-    large-scale terms, as it dominates the mosaic's large-scale flatness.
-
-    Returns (score, pixels used); score is NaN with fewer than 16 pixels.
-    """
-    good = np.isfinite(own) & np.isfinite(predicted)
-    n = int(np.count_nonzero(good))
-    if n < 16:
-        return float("nan"), n
-    if noise_var is None:
-        noise_var = white_noise_variance(own)
-    if not np.isfinite(noise_var) or noise_var <= 0:
-        return float("nan"), n
-    r = np.full(own.shape, np.nan)
-    r[good] = own[good].astype(np.float64) - predicted[good]
-    rv = r[good]
-    s = shift_by_median(rv)  # rv -= np.median(rv); mad_std(rv)
-    if s > 0:
-        np.clip(rv, -CLIP_SIGMA * s, CLIP_SIGMA * s, out=rv)
-    r[good] = rv
-    terms = []
-    for b in scales:
-        if b == 1:
-            terms.append(float(np.mean(rv * rv)) / noise_var)
-            continue
-        mean, cnt = _block_means(r, b)
-        use = cnt >= (b * b) // 2
-        if np.count_nonzero(use) < 4:
-            continue
-        terms.append(float(np.mean(mean[use] ** 2 * cnt[use])) / noise_var)
-    return float(np.mean(terms)), n
-
-
 def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]) -> dict:
     """``{model: (predicted template, pixels in its box mean, detail pixels kept)}`` for
     every model (float64; the last two None where they do not apply), sharing the
     smoothing of a box between its variants."""
     finite = np.isfinite(t)
     out: dict[TemplateModel, tuple] = {}
+    threshold = (_detail_threshold(template_var) if template_var is not None and any(m.detail for m in models)
+                 else None)  # of the template's noise, for every detail model
     for box in sorted({m.box for m in models if m.use_template}):
         variants = [m for m in models if m.use_template and m.box == box]
         if box <= 1:
@@ -266,7 +203,7 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
             base = smooth + stripes[0] + stripes[1] if m.stripes else smooth
             keep = None
             if m.detail:
-                keep = _significant(t - base, template_var)
+                keep = _significant(t - base, template_var, threshold)
                 base = np.where(keep, t, base)
             if not m.smooth:
                 base = base - smooth
@@ -337,10 +274,26 @@ def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
         The chosen model's absolute mean score (noise units).
     """
     models = candidates() if models is None else models
+    members = [member_scores(own, tmpl, tvar, models)
+               for own, tmpl, tvar in zip(own_planes, templates, template_vars)]
+    return select_model(members, models, own_planes[0].shape)
+
+
+def member_scores(own: np.ndarray, template: np.ndarray, template_var: np.ndarray | None,
+                  models: list[TemplateModel]) -> dict[TemplateModel, float]:
+    """One member's cross-validated score of every model (:func:`cv_score` of each model's
+    prediction from the member's leave-one-out ``template``; noise units): the per-member
+    part of :func:`choose_model`, independent of the other members."""
+    nv = white_noise_variance(own)
+    return {m: cv_score(own, pred, noise_var=nv)[0] for m, pred in predictions(template, template_var, models).items()}
+
+
+def select_model(members: list[dict[TemplateModel, float]], models: list[TemplateModel], shape: tuple[int, int]
+                 ) -> tuple[TemplateModel, dict[str, float], float]:
+    """:func:`choose_model`'s choice from the members' scores (:func:`member_scores`, in
+    member order); ``shape``: the images' (for :func:`noise_cost`)."""
     per: dict[TemplateModel, list[float]] = {m: [] for m in models}
-    for own, tmpl, tvar in zip(own_planes, templates, template_vars):
-        nv = white_noise_variance(own)
-        member = {m: cv_score(own, pred, noise_var=nv)[0] for m, pred in predictions(tmpl, tvar, models).items()}
+    for member in members:
         if all(np.isfinite(v) for v in member.values()):
             for m, v in member.items():
                 per[m].append(v)
@@ -349,7 +302,6 @@ def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
     means = {m: float(np.mean(v)) for m, v in per.items()}
     best = min(models, key=lambda m: (means[m], models.index(m)))
 
-    shape = own_planes[0].shape
     within = [m for m in models if means[m] - means[best] <= paired_standard_error(per[m], per[best])]
     chosen = min(within, key=lambda m: (noise_cost(m, shape), models.index(m)))
     ref = means[best]
