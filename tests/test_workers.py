@@ -89,7 +89,8 @@ def test_run_starts_the_costliest_first_and_keeps_the_order(tmp_path):
 
 
 def test_clean_group_gives_the_same_products_in_forked_processes(tmp_path, monkeypatch, caplog):
-    """A group whose members' phases run in 2 processes writes the same files as in one."""
+    """A group whose members' phases (masks, model-choice scores, subtraction) run in 2 processes
+    writes the same files and records as in one."""
     import logging
 
     from test_clean_step import _cal, _cfg
@@ -120,6 +121,7 @@ def test_clean_group_gives_the_same_products_in_forked_processes(tmp_path, monke
             caplog.clear()
             gst, est = clean_group(ws, key, members, params, qa=False)
         assert f"subtraction of 4 member(s) in {1 + spare} process(es)" in caplog.text
+        assert f"cross-validation of 4 member(s) in {1 + spare} process(es)" in caplog.text
         files[spare] = {p.name: p.read_bytes() for p in sorted(ws.dir("clean").glob("*.fits"))}
         stats[spare] = (gst, est)
     assert stats[0][0].method == "template"
