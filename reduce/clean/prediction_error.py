@@ -34,19 +34,13 @@ def white_noise_variance(image: np.ndarray) -> float:
     return float(mad_std(d) ** 2 / 2.0)
 
 
-def _block_means(r: np.ndarray, b: int, finite: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Means and counts of the finite values of ``r`` in b x b blocks (edges cropped).
-    ``finite``: ``np.isfinite(r)``, when the caller has it, with ``r`` zero where not finite."""
+def _block_means(r: np.ndarray, finite: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Means and counts of ``r`` over its ``finite`` pixels in b x b blocks (edges cropped;
+    ``r`` is zero where not ``finite``)."""
     ny, nx = (r.shape[0] // b) * b, (r.shape[1] // b) * b
     shape = (ny // b, b, nx // b, b)
-    if finite is None:
-        blk = r[:ny, :nx].reshape(shape)
-        fin = np.isfinite(blk)
-        tot = np.where(fin, blk, 0.0).sum(axis=(1, 3))
-    else:  # the same values in the same C-ordered 4-D layout, so the same sums
-        fin = finite[:ny, :nx].reshape(shape)
-        tot = np.ascontiguousarray(r[:ny, :nx]).reshape(shape).sum(axis=(1, 3))
-    cnt = fin.sum(axis=(1, 3))
+    tot = np.ascontiguousarray(r[:ny, :nx]).reshape(shape).sum(axis=(1, 3))
+    cnt = finite[:ny, :nx].reshape(shape).sum(axis=(1, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
         return tot / cnt, cnt
 
@@ -84,7 +78,7 @@ def cv_score(own: np.ndarray, predicted: np.ndarray, scales: tuple[int, ...] = S
         if b == 1:
             terms.append(float(np.mean(rv * rv)) / noise_var)
             continue
-        mean, cnt = _block_means(r, b, good)
+        mean, cnt = _block_means(r, good, b)
         use = cnt >= (b * b) // 2
         if np.count_nonzero(use) < 4:
             continue

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.stats import mad_std
 
-from .prediction_error import CLIP_SIGMA, SCALES, cv_score, white_noise_variance  # noqa: F401 (their home before)
+from .prediction_error import cv_score, white_noise_variance
 
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
            "member_scores", "select_model",
