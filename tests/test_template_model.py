@@ -107,3 +107,54 @@ def test_small_templates_get_no_pixel_scale_models():
     assert any(m.stripes for m in few) and tm.NONE in few
     many = tm.candidates(n_others=4)
     assert tm.TemplateModel(1) in many and any(m.detail for m in many)
+
+
+def test_stripes_keep_real_columns_and_drop_noise_rows():
+    """A template with column stripes well above its noise and no row structure: the
+    columns are kept at nearly full strength, the rows (noise only) are driven to ~0, and
+    the figures recorded say so (signal over noise measured, not set)."""
+    rng = np.random.default_rng(5)
+    shape, sigma = (256, 256), 0.02
+    L = tm.stripe_length(shape)                                   # 64 px: noise of a level 0.0025
+    cols = 0.01 * rng.normal(size=shape[1])                       # 4x the noise of a column level
+    resid = cols[None, :] + sigma * rng.normal(size=shape)
+    resid[100:140, 30:90] = np.nan                                # a masked source
+    info: dict = {}
+    col, row = tm._stripes(resid, np.full(shape, sigma ** 2), L, info)
+    inner = (slice(L, -L), slice(L, -L))                          # away from the windows' edges
+    truth = np.broadcast_to(cols[None, :], shape)
+    err_kept = np.sqrt(np.mean((col - truth)[inner] ** 2))
+    assert err_kept < 0.4 * np.std(cols)                          # the stripes are measured and kept
+    assert info["columns"]["kept"] > 0.85
+    assert info["columns"]["signal_rms"] == pytest.approx(0.01, rel=0.2)
+    assert info["columns"]["noise_rms"] == pytest.approx(sigma / np.sqrt(L), rel=0.15)
+    assert info["rows"]["kept"] < 0.3                             # rows: noise, not structure
+    assert np.sqrt(np.mean(row[inner] ** 2)) < 0.3 * sigma / np.sqrt(L)
+    # unshrunk, the rows would add the full noise of a mean of L pixels
+    raw_rows, _ = tm.nan_box(resid - col, (1, L))
+    assert np.sqrt(np.nanmean(raw_rows[inner] ** 2)) > 0.8 * sigma / np.sqrt(L)
+
+
+def test_stripes_without_template_variance_use_the_residual_noise():
+    rng = np.random.default_rng(6)
+    shape = (128, 128)
+    resid = 0.02 * rng.normal(size=shape)                         # no stripes at all
+    info: dict = {}
+    col, row = tm._stripes(resid, None, tm.stripe_length(shape), info)
+    assert info["columns"]["kept"] < 0.3 and info["rows"]["kept"] < 0.3
+    assert np.abs(col).max() < 0.02 / np.sqrt(32) and np.abs(row).max() < 0.02 / np.sqrt(32)
+
+
+def test_apply_model_reports_the_stripes_it_used():
+    """What the subtraction records per exposure: the stripes' figures of the model used
+    (and nothing for a model without stripes); the prediction is the same with or without
+    asking for them."""
+    own, tmpls, tvars = _group(np.broadcast_to(0.01 * np.random.default_rng(7).normal(size=SHAPE[1])[None, :], SHAPE))
+    info: dict = {}
+    pred, _ = tm.apply_model(tmpls[0], tvars[0], tm.TemplateModel(5, stripes=True), info)
+    assert set(info["stripes"]) == {"columns", "rows"}
+    assert info["stripes"]["columns"]["kept"] > 0.8 > 0.3 > info["stripes"]["rows"]["kept"]
+    assert np.array_equal(pred, tm.apply_model(tmpls[0], tvars[0], tm.TemplateModel(5, stripes=True))[0])
+    plain: dict = {}
+    tm.apply_model(tmpls[0], tvars[0], tm.TemplateModel(5), plain)
+    assert plain == {}

@@ -67,6 +67,7 @@ class ExposureStats:
     fraction_uncovered: float = 0.0
     template: bool = False
     sky_subtracted: bool = False
+    stripes: dict | None = None  # the template's stripe levels: signal and noise rms, mean factor kept
     note: str = ""
 
 
@@ -287,7 +288,9 @@ def _subtract_template(exp: Exposure, group: GroupStack, i: int, model: tm.Templ
         tmpl, tvar, name = np.zeros(exp.sci.shape, np.float32), None, ""
     else:
         tmpl, tvar = group.template(i)
-        tmpl, tvar = tm.apply_model(tmpl, tvar, model)
+        info: dict = {}
+        tmpl, tvar = tm.apply_model(tmpl, tvar, model, info)
+        st.stripes = info.get("stripes")
         name = model.name
     if model is None or not model.smooth:  # structure only: in units of this exposure's own sky level
         structure = np.nan_to_num(tmpl)

@@ -9,7 +9,9 @@ single constant can suit every program. Here each candidate model of the templat
 
 * ``box s``: a NaN-aware ``s x s`` box mean (``s = 1``: the raw median),
 * ``+stripes``: plus the column and row structure of the residual ``T - box(T)``
-  (means along each column and row over ``stripe_length`` pixels),
+  (means along each column and row over ``stripe_length`` pixels, each direction shrunk by
+  its measured signal variance over signal plus noise variance: a direction with no
+  stripes above the template's noise is not subtracted; :func:`_stripes`),
 * ``+detail``: plus the pixels of the remaining residual that exceed ``DETAIL_SIGMA`` times
   the template's own noise (warm pixels and other pixel-scale features, kept unsmoothed),
 
@@ -139,8 +141,8 @@ def _detail_threshold(template_var: np.ndarray) -> np.ndarray:
     return DETAIL_SIGMA * np.sqrt(np.maximum(template_var, 0.0))
 
 
-def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: TemplateModel
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: TemplateModel,
+                info: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The template as ``model`` uses it, and its variance (normalised units squared).
 
     Parameters
@@ -151,6 +153,8 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
         Its variance; needed for ``detail`` (without it the residual's robust standard
         deviation is used as the noise) and returned transformed.
     model : `TemplateModel`
+    info : dict, optional
+        Filled with the stripes' figures (``stripes``: :func:`_stripes`) when the model has them.
 
     Returns
     -------
@@ -158,7 +162,7 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
         For ``none``: zeros (nothing to subtract beyond a constant) and zero variance.
     """
     t = np.asarray(template, np.float64)
-    pred, n, keep = _variants(t, template_var, [model])[model]
+    pred, n, keep = _variants(t, template_var, [model], info)[model]
     pred = pred.astype(np.float32)
     if template_var is None:
         return pred, None
@@ -177,7 +181,8 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
     return pred, var
 
 
-def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]) -> dict:
+def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel],
+              info: dict | None = None) -> dict:
     """``{model: (predicted template, pixels in its box mean, detail pixels kept)}`` for
     every model (float64; the last two None where they do not apply), sharing the
     smoothing of a box between its variants."""
@@ -195,10 +200,8 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
         resid = t - smooth
         stripes = None
         if any(m.stripes for m in variants):
-            L = stripe_length(t.shape)
-            col, _ = nan_box(resid, (L, 1))
-            row, _ = nan_box(resid - col, (1, L))
-            stripes = (np.nan_to_num(col), np.nan_to_num(row))
+            figures = info.setdefault("stripes", {}) if info is not None else None
+            stripes = _stripes(resid, template_var, stripe_length(t.shape), figures)
         for m in variants:
             base = smooth + stripes[0] + stripes[1] if m.stripes else smooth
             keep = None
@@ -212,6 +215,49 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
         if not m.use_template:
             out[m] = (np.where(finite, 0.0, np.nan), None, None)
     return out
+
+
+def _shrunk(level: np.ndarray, noise_var: np.ndarray) -> tuple[np.ndarray, dict]:
+    """``level`` (a stripe profile, NaN = none) times ``S / (S + noise_var)``, ``S`` its
+    variance beyond the noise over the image: the linear least-squares estimate of a stripe
+    pattern under white noise, kept where it stands well above the noise and driven to 0
+    where it is noise (no threshold to set). 0 where NaN. Also its figures (normalised
+    units): ``signal_rms`` (sqrt S), ``noise_rms`` and the mean factor ``kept``."""
+    ok = np.isfinite(level) & np.isfinite(noise_var)
+    out = np.zeros(level.shape)
+    if not ok.any():
+        return out, {"signal_rms": 0.0, "noise_rms": None, "kept": 0.0}
+    noise = float(np.mean(noise_var[ok]))
+    signal = max(0.0, float(np.mean(level[ok] ** 2)) - noise)
+    factor = signal / (signal + noise_var[ok]) if signal > 0 else np.zeros(int(np.count_nonzero(ok)))
+    out[ok] = level[ok] * factor
+    return out, {"signal_rms": round(float(np.sqrt(signal)), 7), "noise_rms": round(float(np.sqrt(noise)), 7),
+                 "kept": round(float(np.mean(factor)), 4)}
+
+
+def _stripes(resid: np.ndarray, template_var: np.ndarray | None, length: int, info: dict | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(column, row) stripe levels of the template's residual ``resid`` (means along each
+    column, then row, over ``length`` pixels), each shrunk by :func:`_shrunk` with the
+    noise of its mean: the template's variance (without it, the residual's robust variance)
+    averaged over the same window, over the number of pixels averaged. 0 where undefined.
+    ``info``: filled with each direction's figures (``columns``, ``rows``)."""
+    if template_var is None:
+        r = resid[np.isfinite(resid)]
+        pix_var = np.where(np.isfinite(resid), float(mad_std(r)) ** 2 if r.size else np.inf, np.nan)
+    else:
+        pix_var = np.where(np.isfinite(resid), template_var, np.nan)
+    out = []
+    for name, size in (("columns", (length, 1)), ("rows", (1, length))):
+        level, n = nan_box(resid, size)
+        var, _ = nan_box(pix_var, size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level, figures = _shrunk(level, var / n)
+        if info is not None:
+            info[name] = figures
+        out.append(level)
+        resid = resid - level
+    return out[0], out[1]
 
 
 def predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]

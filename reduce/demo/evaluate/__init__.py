@@ -97,7 +97,7 @@ point sources above 20 sigma
 
 Modules: :mod:`.metrics` pure metric functions on arrays (:func:`source_free_mask`, :func:`extended_level`,
 :func:`residual_stats`, :func:`aperture_flux`, :func:`flux_ratio`, :func:`robust_scatter`,
-:func:`flux_trend`, :func:`block_medians`, :func:`flatness`); :mod:`.noise` the noise-only
+:func:`paired_scatter_difference`, :func:`flux_trend`, :func:`block_medians`, :func:`flatness`); :mod:`.noise` the noise-only
 mosaic and the truth in stage-2 units (:func:`rate_to_cal`); :mod:`.mosaic` the FITS reading
 (:func:`evaluate_mosaic`, :func:`evaluate_workspace`).
 """
@@ -105,7 +105,8 @@ mosaic and the truth in stage-2 units (:func:`rate_to_cal`); :mod:`.mosaic` the 
 from .metrics import (BLOCK_MIN_FRACTION, BLOCK_PX, CLIP_SIGMA, EDGE_PX, EXTENDED_BLOCK_PX, EXTENDED_WINDOW_BLOCKS,
                       FLAT_EDGE_PX, ISOLATION, MIN_SKY_FRACTION, N_FWHM, SCENE_FRACTION, SNR_MIN, TREND_ERR_FLOOR, TREND_MIN_DEX,
                       TREND_MIN_SOURCES, aperture_flux, block_medians, clipped, disk, extended_level, flatness,
-                      flux_ratio, flux_trend, recentre, residual_stats, robust_scatter, source_free_mask)
+                      flux_ratio, flux_trend, paired_scatter_difference, recentre, residual_stats,
+                      robust_scatter, source_free_mask)
 from .mosaic import (GOALS, N_REALISATIONS, MosaicMetrics, evaluate_mosaic, evaluate_workspace, find_truth,
                      format_table)
 from .noise import actual_noise, noise_mosaic, rate_to_cal, reproject_scene
@@ -114,6 +115,7 @@ __all__ = ["SCENE_FRACTION", "N_FWHM", "EDGE_PX", "CLIP_SIGMA", "SNR_MIN", "ISOL
            "BLOCK_PX", "BLOCK_MIN_FRACTION", "FLAT_EDGE_PX", "TREND_MIN_SOURCES", "TREND_MIN_DEX", "TREND_ERR_FLOOR",
            "EXTENDED_BLOCK_PX", "EXTENDED_WINDOW_BLOCKS", "MIN_SKY_FRACTION",
            "MosaicMetrics", "disk", "source_free_mask", "extended_level", "clipped", "residual_stats",
-           "aperture_flux", "recentre", "flux_ratio", "robust_scatter", "flux_trend", "block_medians", "flatness",
+           "aperture_flux", "recentre", "flux_ratio", "robust_scatter", "paired_scatter_difference", "flux_trend",
+           "block_medians", "flatness",
            "reproject_scene", "rate_to_cal", "actual_noise", "noise_mosaic", "evaluate_mosaic",
            "evaluate_workspace", "find_truth", "GOALS", "format_table"]
