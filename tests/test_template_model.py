@@ -120,7 +120,7 @@ def test_stripes_keep_real_columns_and_drop_noise_rows():
     resid = cols[None, :] + sigma * rng.normal(size=shape)
     resid[100:140, 30:90] = np.nan                                # a masked source
     info: dict = {}
-    col, row = tm._stripes(resid, np.full(shape, sigma ** 2), L, info)
+    col, row = tm._stripes(resid, tm._stripe_noise(np.isfinite(resid), np.full(shape, sigma ** 2), L), L, info)
     inner = (slice(L, -L), slice(L, -L))                          # away from the windows' edges
     truth = np.broadcast_to(cols[None, :], shape)
     err_kept = np.sqrt(np.mean((col - truth)[inner] ** 2))

@@ -190,6 +190,9 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     out: dict[TemplateModel, tuple] = {}
     threshold = (_detail_threshold(template_var) if template_var is not None and any(m.detail for m in models)
                  else None)  # of the template's noise, for every detail model
+    L = stripe_length(t.shape)
+    stripe_noise = (_stripe_noise(finite, template_var, L)  # the same for every box
+                    if template_var is not None and any(m.stripes and m.box > 1 for m in models) else None)
     for box in sorted({m.box for m in models if m.use_template}):
         variants = [m for m in models if m.use_template and m.box == box]
         if box <= 1:
@@ -201,7 +204,7 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
         stripes = None
         if any(m.stripes for m in variants):
             figures = info.setdefault("stripes", {}) if info is not None else None
-            stripes = _stripes(resid, template_var, stripe_length(t.shape), figures)
+            stripes = _stripes(resid, stripe_noise, L, figures)
         for m in variants:
             base = smooth + stripes[0] + stripes[1] if m.stripes else smooth
             keep = None
@@ -235,24 +238,34 @@ def _shrunk(level: np.ndarray, noise_var: np.ndarray) -> tuple[np.ndarray, dict]
                  "kept": round(float(np.mean(factor)), 4)}
 
 
-def _stripes(resid: np.ndarray, template_var: np.ndarray | None, length: int, info: dict | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _stripe_noise(finite: np.ndarray, pix_var: np.ndarray | float, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise variance of the column and the row stripe levels (:func:`_stripes`) at every
+    pixel: the per-pixel variance ``pix_var`` averaged over the ``finite`` pixels of each
+    window, over their number. It depends only on which pixels are finite, so one call
+    serves every box of a template."""
+    var = np.where(finite, pix_var, np.nan)
+    out = []
+    for size in ((length, 1), (1, length)):
+        mean, n = nan_box(var, size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(mean / n)
+    return out[0], out[1]
+
+
+def _stripes(resid: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None, length: int,
+             info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(column, row) stripe levels of the template's residual ``resid`` (means along each
     column, then row, over ``length`` pixels), each shrunk by :func:`_shrunk` with the
-    noise of its mean: the template's variance (without it, the residual's robust variance)
-    averaged over the same window, over the number of pixels averaged. 0 where undefined.
-    ``info``: filled with each direction's figures (``columns``, ``rows``)."""
-    if template_var is None:
+    noise of its mean (``noise``: :func:`_stripe_noise` of the template's variance; None:
+    of the residual's robust variance). 0 where undefined. ``info``: filled with each
+    direction's figures (``columns``, ``rows``)."""
+    if noise is None:
         r = resid[np.isfinite(resid)]
-        pix_var = np.where(np.isfinite(resid), float(mad_std(r)) ** 2 if r.size else np.inf, np.nan)
-    else:
-        pix_var = np.where(np.isfinite(resid), template_var, np.nan)
+        noise = _stripe_noise(np.isfinite(resid), float(mad_std(r)) ** 2 if r.size else np.inf, length)
     out = []
-    for name, size in (("columns", (length, 1)), ("rows", (1, length))):
-        level, n = nan_box(resid, size)
-        var, _ = nan_box(pix_var, size)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            level, figures = _shrunk(level, var / n)
+    for name, size, noise_var in (("columns", (length, 1), noise[0]), ("rows", (1, length), noise[1])):
+        level, _ = nan_box(resid, size)
+        level, figures = _shrunk(level, noise_var)
         if info is not None:
             info[name] = figures
         out.append(level)
