@@ -4,6 +4,7 @@ different detector patterns: each pattern must lead to the model that removes it
 import numpy as np
 import pytest
 
+from reduce.clean import box_stats as bs
 from reduce.clean import local_background as lb
 from reduce.clean import super_background as sb
 from reduce.clean import template_model as tm
@@ -120,7 +121,7 @@ def test_stripes_keep_real_columns_and_drop_noise_rows():
     resid = cols[None, :] + sigma * rng.normal(size=shape)
     resid[100:140, 30:90] = np.nan                                # a masked source
     info: dict = {}
-    col, row = tm._stripes(resid, tm._stripe_noise(np.isfinite(resid), np.full(shape, sigma ** 2), L), L, info)
+    col, row = bs.stripe_levels(resid, bs.level_noise(np.isfinite(resid), np.full(shape, sigma ** 2), L), L, info)
     inner = (slice(L, -L), slice(L, -L))                          # away from the windows' edges
     truth = np.broadcast_to(cols[None, :], shape)
     err_kept = np.sqrt(np.mean((col - truth)[inner] ** 2))
@@ -140,7 +141,7 @@ def test_stripes_without_template_variance_use_the_residual_noise():
     shape = (128, 128)
     resid = 0.02 * rng.normal(size=shape)                         # no stripes at all
     info: dict = {}
-    col, row = tm._stripes(resid, None, tm.stripe_length(shape), info)
+    col, row = bs.stripe_levels(resid, None, tm.stripe_length(shape), info)
     assert info["columns"]["kept"] < 0.3 and info["rows"]["kept"] < 0.3
     assert np.abs(col).max() < 0.02 / np.sqrt(32) and np.abs(row).max() < 0.02 / np.sqrt(32)
 

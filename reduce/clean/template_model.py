@@ -11,7 +11,7 @@ single constant can suit every program. Here each candidate model of the templat
 * ``+stripes``: plus the column and row structure of the residual ``T - box(T)``
   (means along each column and row over ``stripe_length`` pixels, each direction shrunk by
   its measured signal variance over signal plus noise variance: a direction with no
-  stripes above the template's noise is not subtracted; :func:`_stripes`),
+  stripes above the template's noise is not subtracted; :func:`.box_stats.stripe_levels`),
 * ``+detail``: plus the pixels of the remaining residual that exceed ``DETAIL_SIGMA`` times
   the template's own noise (warm pixels and other pixel-scale features, kept unsmoothed),
 
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.stats import mad_std
 
+from .box_stats import level_noise, nan_box, stripe_length, stripe_levels
 from .prediction_error import cv_score, white_noise_variance
 
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
@@ -102,27 +103,6 @@ def candidates(boxes: tuple[int, ...] = BOXES, include_none: bool = True,
     return out
 
 
-def nan_box(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-aware box mean of ``size`` = (rows, columns) pixels, edges truncated.
-
-    Returns (mean, number of finite pixels averaged); NaN pixels of ``image`` stay NaN."""
-    from scipy.ndimage import uniform_filter
-
-    finite = np.isfinite(image)
-    num = uniform_filter(np.where(finite, image, 0.0).astype(np.float64, copy=False), size, mode="constant")
-    den = uniform_filter(finite.astype(np.float64), size, mode="constant")
-    out = np.full(image.shape, np.nan)
-    np.divide(num, den, out=out, where=finite & (den > 0))
-    return out, den * size[0] * size[1]
-
-
-def stripe_length(shape: tuple[int, int]) -> int:
-    """Pixels averaged along a column or row for its stripe level: a quarter of the
-    image's smaller side, at least 32 (stripes span the detector; a local mean follows a
-    slow change along them)."""
-    return int(max(32, min(shape) // 4))
-
-
 def _significant(resid: np.ndarray, template_var: np.ndarray | None, threshold: np.ndarray | None = None
                  ) -> np.ndarray:
     """Residual pixels above ``DETAIL_SIGMA`` times the template's noise (its variance, or
@@ -154,7 +134,7 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
         deviation is used as the noise) and returned transformed.
     model : `TemplateModel`
     info : dict, optional
-        Filled with the stripes' figures (``stripes``: :func:`_stripes`) when the model has them.
+        Filled with the stripes' figures (``stripes``: :func:`.box_stats.stripe_levels`) when the model has them.
 
     Returns
     -------
@@ -191,7 +171,7 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     threshold = (_detail_threshold(template_var) if template_var is not None and any(m.detail for m in models)
                  else None)  # of the template's noise, for every detail model
     L = stripe_length(t.shape)
-    stripe_noise = (_stripe_noise(finite, template_var, L)  # the same for every box
+    stripe_noise = (level_noise(finite, template_var, L)  # the same for every box
                     if template_var is not None and any(m.stripes and m.box > 1 for m in models) else None)
     for box in sorted({m.box for m in models if m.use_template}):
         variants = [m for m in models if m.use_template and m.box == box]
@@ -204,7 +184,7 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
         stripes = None
         if any(m.stripes for m in variants):
             figures = info.setdefault("stripes", {}) if info is not None else None
-            stripes = _stripes(resid, stripe_noise, L, figures)
+            stripes = stripe_levels(resid, stripe_noise, L, figures)
         for m in variants:
             base = smooth + stripes[0] + stripes[1] if m.stripes else smooth
             keep = None
@@ -218,59 +198,6 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
         if not m.use_template:
             out[m] = (np.where(finite, 0.0, np.nan), None, None)
     return out
-
-
-def _shrunk(level: np.ndarray, noise_var: np.ndarray) -> tuple[np.ndarray, dict]:
-    """``level`` (a stripe profile, NaN = none) times ``S / (S + noise_var)``, ``S`` its
-    variance beyond the noise over the image: the linear least-squares estimate of a stripe
-    pattern under white noise, kept where it stands well above the noise and driven to 0
-    where it is noise (no threshold to set). 0 where NaN. Also its figures (normalised
-    units): ``signal_rms`` (sqrt S), ``noise_rms`` and the mean factor ``kept``."""
-    ok = np.isfinite(level) & np.isfinite(noise_var)
-    out = np.zeros(level.shape)
-    if not ok.any():
-        return out, {"signal_rms": 0.0, "noise_rms": None, "kept": 0.0}
-    noise = float(np.mean(noise_var[ok]))
-    signal = max(0.0, float(np.mean(level[ok] ** 2)) - noise)
-    factor = signal / (signal + noise_var[ok]) if signal > 0 else np.zeros(int(np.count_nonzero(ok)))
-    out[ok] = level[ok] * factor
-    return out, {"signal_rms": round(float(np.sqrt(signal)), 7), "noise_rms": round(float(np.sqrt(noise)), 7),
-                 "kept": round(float(np.mean(factor)), 4)}
-
-
-def _stripe_noise(finite: np.ndarray, pix_var: np.ndarray | float, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noise variance of the column and the row stripe levels (:func:`_stripes`) at every
-    pixel: the per-pixel variance ``pix_var`` averaged over the ``finite`` pixels of each
-    window, over their number. It depends only on which pixels are finite, so one call
-    serves every box of a template."""
-    var = np.where(finite, pix_var, np.nan)
-    out = []
-    for size in ((length, 1), (1, length)):
-        mean, n = nan_box(var, size)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(mean / n)
-    return out[0], out[1]
-
-
-def _stripes(resid: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None, length: int,
-             info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(column, row) stripe levels of the template's residual ``resid`` (means along each
-    column, then row, over ``length`` pixels), each shrunk by :func:`_shrunk` with the
-    noise of its mean (``noise``: :func:`_stripe_noise` of the template's variance; None:
-    of the residual's robust variance). 0 where undefined. ``info``: filled with each
-    direction's figures (``columns``, ``rows``)."""
-    if noise is None:
-        r = resid[np.isfinite(resid)]
-        noise = _stripe_noise(np.isfinite(resid), float(mad_std(r)) ** 2 if r.size else np.inf, length)
-    out = []
-    for name, size, noise_var in (("columns", (length, 1), noise[0]), ("rows", (1, length), noise[1])):
-        level, _ = nan_box(resid, size)
-        level, figures = _shrunk(level, noise_var)
-        if info is not None:
-            info[name] = figures
-        out.append(level)
-        resid = resid - level
-    return out[0], out[1]
 
 
 def predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]
