@@ -6,8 +6,8 @@ It never modifies the stage-2 files: cleaned exposures are new files in ``clean/
 Modules: :mod:`.dqflags` (bad pixels by jwst's flag names), :mod:`.masks` (photutils
 source masks), :mod:`.median_filter` (bad-pixel fill), :mod:`.super_background` (grouping
 and leave-one-out templates), :mod:`.template_model` (how much of a template to believe,
-cross-validated in the group; its box means and stripe levels in :mod:`.box_stats`), :mod:`.local_background` (per-exposure Background2D for
-small groups) and :mod:`.mosaic_mask` (second pass: a mosaic's mask projected onto an
+cross-validated in the group; its box means and stripe levels in :mod:`.box_stats`),
+:mod:`.local_background` (per-exposure Background2D for small groups) and :mod:`.mosaic_mask` (second pass: a mosaic's mask projected onto an
 exposure) hold pure array functions; :mod:`.group` cleans one group (FITS I/O),
 :mod:`.step` the groups with resumption and the summary, :mod:`.provenance` and :mod:`.qa`
 the keywords and quick-look PNGs; :mod:`.second_pass` runs the second pass (clean,
@@ -16,8 +16,8 @@ mosaic with jwst's tweakreg and resample, mask, clean again).
 Products in ``clean/``: ``<stem>_cal.fits`` (what stage 3 reads; S_MRCLN / MRC_* keywords
 and HISTORY say what was done), ``<stem>_segm.fits`` (SEGM: segmentation; CLEANMAP: bits
 of :data:`.member.MAP_BITS`), ``clean_summary.json`` (per exposure: group, method, model,
-scale, fraction masked, filled and uncovered pixels, the template's stripes; per group: members, the chosen
-background model and every candidate's cross-validated score) and ``qa/*.png``. Filled
+scale, fraction masked, filled and uncovered pixels, the template's stripes; per group:
+members, the chosen background model and every candidate's cross-validated score) and ``qa/*.png``. Filled
 pixels have DO_NOT_USE cleared, FLUX_ESTIMATED set and a VAR_RNOISE 1e4 times larger.
 """
 

@@ -66,7 +66,7 @@ def level_noise(finite: np.ndarray, pix_var: np.ndarray | float, length: int) ->
 
 
 def stripe_levels(resid: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None, length: int,
-             info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(column, row) stripe levels of the template's residual ``resid`` (means along each
     column, then row, over ``length`` pixels), each shrunk by :func:`shrunk` with the
     noise of its mean (``noise``: :func:`level_noise` of the template's variance; None:
