@@ -156,3 +156,50 @@ def test_second_pass_reuses_pass_one_masks_exactly(demo_run, crds_cache, tmp_pat
                     assert ha.name == hb.name
                     if ha.data is not None and ha.is_image:
                         assert np.array_equal(ha.data, hb.data, equal_nan=True), (name, ha.name)
+
+
+@pytest.mark.slow
+def test_second_pass_puts_exposures_on_the_aligned_sky(demo_run):
+    """The projected masks carry tweakreg's correction of each exposure's FITS WCS: through
+    it, the simulator's true source positions land where the true pointing put them, to
+    within a common offset (tweakreg aligns the exposures to each other, not to the truth),
+    far better than through the unaligned (commanded-pointing) WCS."""
+    import numpy as np
+    from astropy.io import fits
+
+    from reduce.clean import alignment
+    from reduce.clean.io import pixel_sky_transforms
+
+    raw, ws, _ = demo_run
+    truth = json.loads((raw / "truth" / "truth.json").read_text())
+    sky = {s["id"]: (s["ra"], s["dec"]) for s in truth["sources"]}
+    summary = json.loads((ws / "clean" / "clean_summary.json").read_text())
+    recorded = {s: a for g in summary["groups"].values() for s, a in g.get("alignment", {}).items()}
+    by_mosaic: dict[str, list] = {}
+    for e in truth["exposures"]:
+        stem = e["stem"]
+        if not (ws / "stage2" / f"{stem}_cal.fits").is_file():  # not imaging (target acquisition)
+            continue
+        with fits.open(ws / "pass1" / "masks" / f"{stem}_mask.fits") as h:
+            fit = alignment.from_header(h[0].header)
+            mosaic = h[0].header["MOSAIC"]
+        assert fit is not None, stem
+        c, residual = fit
+        assert residual < 0.05, (stem, residual)  # an affine map follows the aligned WCS
+        unaligned = pixel_sky_transforms(fits.getheader(ws / "stage2" / f"{stem}_cal.fits", "SCI"))
+        aligned = alignment.aligned_transforms(unaligned, c)
+        pts = [p for p in e["point_sources"] if p["id"] in sky]
+        ra, dec = np.array([sky[p["id"]] for p in pts]).T
+        true_xy = np.array([[p["x"], p["y"]] for p in pts])
+        offsets = [np.median(np.column_stack(t[1](ra, dec)) - true_xy, axis=0) for t in (unaligned, aligned)]
+        by_mosaic.setdefault(mosaic, []).append(offsets)
+        if summary["exposures"][stem]["template"]:
+            assert set(recorded[stem]) == {"dx_px", "dy_px", "rotation_deg", "residual_px"}
+    spreads = []
+    for mosaic, offs in by_mosaic.items():
+        off = np.array(offs)  # (exposure, unaligned|aligned, xy)
+        spread = np.sqrt(((off - off.mean(axis=0)) ** 2).sum(axis=2).mean(axis=0))  # rms about the mosaic's mean
+        spreads.append(spread)
+        assert spread[1] < 0.1, (mosaic, spread)  # pixels
+    unaligned_spread = max(s[0] for s in spreads)
+    assert unaligned_spread > 0.3  # the simulator's pointing errors (~0.07"/axis) are there to correct

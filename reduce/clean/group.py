@@ -25,7 +25,7 @@ import numpy as np
 
 from ..params import CleanParams
 from ..workspace import Workspace
-from . import qa as qa_mod
+from . import alignment, qa as qa_mod
 from .group_model import GroupStack, choose_background
 from .io import Exposure, pixel_sky_transforms, read_exposure
 from .member import ExposureStats, FirstPassMasks, Masked, Member, mask_member, subtract_member
@@ -47,6 +47,7 @@ class GroupStats:
     cv_scores: dict = field(default_factory=dict)
     frame_test: dict = field(default_factory=dict)
     self_calibration: dict = field(default_factory=dict)
+    alignment: dict = field(default_factory=dict)  # stem -> :func:`.alignment.summary` (second pass)
     reason: str = ""
     skipped: bool = False  # done by an earlier run
 
@@ -70,12 +71,16 @@ def _treatment(params: CleanParams, n: int) -> tuple[str, str]:
 
 def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams, qa: bool = True,
                 extra_masks: dict[str, np.ndarray] | None = None, label: str = "",
-                reuse: FirstPassMasks | None = None) -> tuple[GroupStats, list[ExposureStats]]:
+                reuse: FirstPassMasks | None = None, alignments: dict[str, tuple] | None = None
+                ) -> tuple[GroupStats, list[ExposureStats]]:
     """Clean the members of one group and write their products.
 
     ``extra_masks`` (second pass): per exposure, source pixels to add to its own mask (the
     first-pass mosaic's mask projected onto it, :mod:`.mosaic_mask`); ``reuse`` (second pass):
-    pass 1's own masks of the members, taken where current instead of detecting again.
+    pass 1's own masks of the members, taken where current instead of detecting again;
+    ``alignments`` (second pass): per exposure, (correction, residual) from its FITS WCS to
+    the first-pass mosaic's aligned WCS (:mod:`.alignment`), used wherever the exposures
+    are put on the sky (frame test, self-calibration) and recorded in ``alignment``.
 
     The per-member phases (masks; the model choice's scores; subtraction, fill and writing) use the worker pool's idle
     cores when there are any (:func:`reduce.workers.spare_cores`, :func:`reduce.workers.fork_map`):
@@ -120,7 +125,11 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
             group = GroupStack(r.plane.shape, len(stems))
         if r.plane.shape != group.stack.shape[1:]:
             raise ValueError(f"{stem}: shape {r.plane.shape} differs from its group's {group.stack.shape[1:]}")
-        group.put(len(usable), r.plane, r.var, pixel_sky_transforms(r.sci_header))
+        aligned = (alignments or {}).get(stem)
+        if aligned is not None:
+            gstats.alignment[stem] = alignment.summary(aligned[0], r.plane.shape, aligned[1])
+        group.put(len(usable), r.plane, r.var,
+                  alignment.aligned_transforms(pixel_sky_transforms(r.sci_header), None if aligned is None else aligned[0]))
         usable.append(stem)
 
     if group is not None:

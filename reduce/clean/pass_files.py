@@ -31,15 +31,19 @@ def marker_path(first: Workspace, product: str) -> Path:
     return first.dir("masks") / f"{product}.json"
 
 
-def read_mask(first: Workspace, stem: str) -> np.ndarray | None:
-    """The projected mask of ``stem`` (bool), or None if pass 1 made none."""
+def read_mask(first: Workspace, stem: str) -> tuple[np.ndarray, tuple[np.ndarray, float] | None] | None:
+    """(the projected mask of ``stem`` (bool), its alignment correction and the correction's
+    residual in pixels (:func:`.alignment.from_header`; None when the mosaic gave none)), or
+    None if pass 1 made no mask."""
     from astropy.io import fits
+
+    from .alignment import from_header
 
     path = mask_path(first, stem)
     if not path.is_file():
         return None
     with fits.open(path, memmap=False) as hdul:
-        return np.asarray(hdul["MASK"].data, bool)
+        return np.asarray(hdul["MASK"].data, bool), from_header(hdul[0].header)
 
 
 def promote(first: Workspace, ws: Workspace, stems: list[str], group: str, label: str) -> None:

@@ -117,6 +117,7 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
     with atomic_path(out_dir / f"{job.product}_mosaic_mask.fits") as tmp:
         fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(mmask.astype(np.uint8), name="MASK")]).writeto(tmp)
     by_name = {f"{s}_cal.fits": s for s in job.stems}
+    paths = {Path(m).name: Path(m) for m in job.members}
     done = []
     for filename, ewcs, shape in members:
         stem = by_name.get(filename)
@@ -126,6 +127,7 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
         projected = project_mask_wcs(mmask, ewcs, mwcs, shape,  # stcal's pixel map, as the mosaic's
                                      stepsize=int(job.steps.get("resample", {}).get("pixmap_stepsize", 1)))
         hdr = fits.Header({"EXPOSURE": stem, "MOSAIC": job.product})
+        hdr.update(_alignment_keywords(paths[filename], ewcs, shape))
         with atomic_path(mask_path(first, stem)) as tmp:
             fits.HDUList([fits.PrimaryHDU(header=hdr),
                           fits.ImageHDU(projected.astype(np.uint8), name="MASK")]).writeto(tmp)
@@ -140,6 +142,19 @@ def _mosaic_mask(job: MosaicMaskJob, first: FirstPass, start: float) -> Outcome:
                                                  "identity": job.identity})
     return Outcome("clean", f"mosaic mask {job.product}", True, time.perf_counter() - start, jwst_seconds,
                    peak_rss_mb())
+
+
+def _alignment_keywords(path: Path, aligned_wcs, shape: tuple[int, int]) -> dict:
+    """The member's correction from its cal file's FITS WCS to tweakreg's aligned WCS, as
+    mask-header keywords (:mod:`.alignment`); none without a celestial FITS WCS."""
+    from astropy.io import fits
+
+    from . import alignment
+    from .io import pixel_sky_transforms
+
+    transforms = pixel_sky_transforms(fits.getheader(path, "SCI"))
+    fit = None if transforms is None else alignment.fit_correction(aligned_wcs, transforms[1], shape)
+    return {} if fit is None else alignment.to_header(*fit)
 
 
 def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipeline: PipelineParams,

@@ -136,14 +136,16 @@ def _clean_or_promote(ws: Workspace, job: GroupJob, name: str) -> tuple[dict, li
         prev = job.previous or {}
         gst = {**prev["group"], "promoted_from": "pass 1 (no projected mosaic mask: identical inputs)"}
         return gst, [prev["exposures"][s] for s in job.members]
-    masks = None
+    masks = alignments = None
     if job.first:
         from .pass_files import read_mask
 
         first = FirstPass(Path(job.first))
-        masks = {s: m for s in job.members if (m := read_mask(first, s)) is not None}
+        found = {s: m for s in job.members if (m := read_mask(first, s)) is not None}
+        masks = {s: m[0] for s, m in found.items()}
+        alignments = {s: m[1] for s, m in found.items() if m[1] is not None}
     gst, est = clean_group(ws, job.key, job.members, job.params, qa=job.qa, extra_masks=masks, label=job.label,
-                           reuse=job.reuse)
+                           reuse=job.reuse, alignments=alignments)
     return asdict(gst), [asdict(e) for e in est]
 
 
