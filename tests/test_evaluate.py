@@ -170,6 +170,21 @@ def test_flatness_pure_noise_is_one_and_structure_is_more():
     assert ev.flatness(cor + 10.0, noise, sky)["flatness"] == pytest.approx(1.0, abs=0.05)
 
 
+def test_flatness_plane_removed_ignores_a_plane_only():
+    rng = np.random.default_rng(7)
+    shape = (512, 512)
+    sky = np.ones(shape, bool)
+    noise = rng.normal(0, 1.0, shape)
+    nb = ev.flatness(rng.normal(0, 1.0, shape), noise, sky)["noise_block_std"]
+    yy, xx = np.mgrid[:512, :512]
+    plane = 5 * nb * (xx - 1.5 * yy) / 512
+    st = ev.flatness(rng.normal(0, 1.0, shape) + plane, noise, sky)
+    assert st["flatness"] > 1.5  # a gradient counts in the flatness
+    assert st["flatness_plane_removed"] == pytest.approx(1.0, abs=0.1)  # and not once the plane is removed
+    bump = 5 * nb * np.exp(-((xx - 256.0) ** 2 + (yy - 256.0) ** 2) / (2 * 80.0 ** 2))  # curvature stays
+    assert ev.flatness(rng.normal(0, 1.0, shape) + bump, noise, sky)["flatness_plane_removed"] > 1.3
+
+
 def test_flatness_uses_only_sky_blocks():
     rng = np.random.default_rng(6)
     shape = (512, 512)

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +204,27 @@ def test_second_pass_puts_exposures_on_the_aligned_sky(demo_run):
         assert spread[1] < 0.1, (mosaic, spread)  # pixels
     unaligned_spread = max(s[0] for s in spreads)
     assert unaligned_spread > 0.3  # the simulator's pointing errors (~0.07"/axis) are there to correct
+
+
+@pytest.mark.slow
+def test_mosaics_with_a_templated_member_get_masks_even_without_sky_removed(demo_run, tmp_path):
+    """A template of structure only (the smooth sky left on, e.g. extended emission filling the
+    field) still carries the other exposures' unmasked sources: such mosaics get a first-pass
+    mask too. Mosaics without any templated member get none."""
+    from reduce.clean import CleanReport
+    from reduce.clean.second_pass import plan_masks
+    from reduce.params import CleanParams, PipelineParams
+    from reduce.stages.stage3 import mosaic_groups
+    from reduce.workspace import FirstPass
+
+    _, ws, _ = demo_run
+    files = sorted((ws / "pass1" / "clean").glob("*_cal.fits"))
+    mosaics = mosaic_groups(files, "observation")
+    product = next(p for p in mosaics if "f770w" in p)
+    first = FirstPass(tmp_path / "ws").create()
+    for templated, expected in ((set(mosaics[product][:1]), [product]), (set(), [])):
+        report = CleanReport(files=files, sky_subtracted=set(), templated=templated)
+        jobs, notes, covered = plan_masks(first, report, CleanParams(), PipelineParams(), "jwst_9000.pmap",
+                                          overwrite=False)
+        assert [j.product for j in jobs] == expected and not notes
+        assert covered == ({Path(m).name.removesuffix("_cal.fits") for m in mosaics[product]} if expected else set())

@@ -46,6 +46,10 @@ class CleanReport:
     exposures: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
     sky_subtracted: set[Path] = field(default_factory=set)  # files whose sky a template or Background2D removed
+    #: files from which a template of the group's other exposures was subtracted (its sky, or
+    #: only its pixel-scale structure and detector map): an unmasked source of the others
+    #: would reach them through it, so their mosaics' masks make the second pass
+    templated: set[Path] = field(default_factory=set)
     outcomes: list = field(default_factory=list)  # reduce.stages.task.Outcome per task run
     pending: list[str] = field(default_factory=list)  # groups not done (``only`` left them to others)
 
@@ -73,8 +77,8 @@ def run(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite: bool
     from .step import run_clean
 
     result = run_clean(ws, stems, params, overwrite=overwrite, pool=pool, label=label, first=first, only=only)
-    templated = {ws.output("clean", stem) for stem, e in result.exposures.items()
-                 if e.get("sky_subtracted", e.get("template"))}
+    sky = {ws.output("clean", stem) for stem, e in result.exposures.items() if e.get("sky_subtracted", e.get("template"))}
+    templated = {ws.output("clean", stem) for stem, e in result.exposures.items() if e.get("template")}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
-                       groups=result.groups, sky_subtracted=templated, outcomes=result.outcomes,
+                       groups=result.groups, sky_subtracted=sky, templated=templated | sky, outcomes=result.outcomes,
                        pending=result.pending)

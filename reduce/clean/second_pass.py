@@ -1,7 +1,8 @@
 """The second cleaning pass (``clean_second_pass``): clean, mosaic, mask, clean again.
 
 1. Pass 1 cleans every group into ``pass1/clean`` (:func:`.step.run_clean`).
-2. For every mosaic with a member whose sky the cleaning removed, a worker aligns the
+2. For every mosaic with a member from which the cleaning subtracted a template (its sky,
+   or only its pixel-scale structure where the smooth background is on the sky), a worker aligns the
    pass-1 files with jwst's tweakreg, matches their sky with skymatch (when stage 3 would)
    and drizzles them with jwst's resample, all in memory and with the parameters stage 3
    uses (the Image3 pipeline's own sub-steps, CRDS parameter references included); the
@@ -160,8 +161,9 @@ def _alignment_keywords(path: Path, aligned_wcs, shape: tuple[int, int]) -> dict
 def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipeline: PipelineParams,
                crds_context: str, *, overwrite: bool, only: list[str] | None = None
                ) -> tuple[list[MosaicMaskJob], list[str], set[str]]:
-    """Jobs for the first-pass mosaics still to mask (those with a sky-subtracted member whose
-    masks are missing or were made from other pass-1 files, parameters or versions), the notes
+    """Jobs for the first-pass mosaics still to mask (those with a member from which a template
+    was subtracted, :attr:`.CleanReport.templated`, whose masks are missing or were made from
+    other pass-1 files, parameters or versions), the notes
     of those already done, and the stems every current mosaic mask covers. ``only``: jobs for
     these mosaics only (an InputError names one that is not a mosaic)."""
     from ..errors import check_names
@@ -171,7 +173,7 @@ def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipel
     mosaics = mosaic_groups(report.files, pipeline.mosaic_per)
     check_names(only, mosaics, "mosaic", "mosaics")
     for product, members in mosaics.items():
-        if not any(Path(m) in report.sky_subtracted for m in members):
+        if not any(Path(m) in report.templated for m in members):
             continue
         mine = mosaic_steps(pipeline, members, report.sky_subtracted)  # as stage 3 will run it,
         # but the mosaic's pixel maps on a grid (a mask needs no better; 40 % of its time at full frame)

@@ -322,10 +322,15 @@ def flatness(residual: np.ndarray, noises: list[np.ndarray] | np.ndarray, sky: n
     structure adds in quadrature. Only blocks usable in the residual and in every noise
     mosaic count.
 
+    ``flatness_plane_removed``: the same after a least-squares plane is removed from every set
+    of block medians (a detector plane is a sky plane when the dithers are translations,
+    :mod:`reduce.clean.sky_detector`: what the data alone can remove under field-filling emission).
+
     Returns
     -------
     stats : dict
-        ``flatness``, ``block_std`` (residual), ``noise_block_std``, ``n_blocks``.
+        ``flatness``, ``flatness_plane_removed``, ``block_std`` (residual), ``noise_block_std``,
+        ``n_blocks``.
     """
     if isinstance(noises, np.ndarray) and noises.ndim == 2:
         noises = [noises]
@@ -336,8 +341,20 @@ def flatness(residual: np.ndarray, noises: list[np.ndarray] | np.ndarray, sky: n
         ok &= np.isfinite(m)
     n = int(ok.sum())
     if n < 3:
-        return {"flatness": math.nan, "block_std": math.nan, "noise_block_std": math.nan, "n_blocks": n}
+        return {"flatness": math.nan, "flatness_plane_removed": math.nan, "block_std": math.nan,
+                "noise_block_std": math.nan, "n_blocks": n}
     s_r = float(np.std(mr[ok]))
     s_n = float(np.sqrt(np.mean([np.var(m[ok]) for m in mn])))
-    return {"flatness": s_r / s_n if s_n > 0 else math.nan, "block_std": s_r, "noise_block_std": s_n,
-            "n_blocks": n}
+    p_r = float(np.std(_plane_residual(mr, ok)))
+    p_n = float(np.sqrt(np.mean([np.var(_plane_residual(m, ok)) for m in mn])))
+    return {"flatness": s_r / s_n if s_n > 0 else math.nan,
+            "flatness_plane_removed": p_r / p_n if p_n > 0 else math.nan,
+            "block_std": s_r, "noise_block_std": s_n, "n_blocks": n}
+
+
+def _plane_residual(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``values[ok]`` less their least-squares plane over the (row, column) grid."""
+    iy, ix = np.nonzero(ok)
+    design = np.column_stack([np.ones(iy.size), ix, iy]).astype(np.float64)
+    v = values[ok]
+    return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]

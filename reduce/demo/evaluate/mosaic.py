@@ -37,6 +37,7 @@ class MosaicMetrics:
     n_sources: int = 0  # point sources in flux_ratio
     err_over_floor: float = math.nan  # median i2d ERR / floor (drizzle correlation)
     flatness: float = math.nan  # block-median std / pure noise's
+    flatness_plane_removed: float = math.nan  # the same with a plane removed from the block medians
     n_blocks: int = 0  # blocks in flatness
     scatter_pct: float = math.nan  # robust std of the point-source ratios, %
     trend_pct_per_dex: float = math.nan  # slope of the ratios vs log10(true flux), % per decade
@@ -169,7 +170,7 @@ def evaluate_mosaic(i2d_file: Path, truth_dir: Path, truth: dict,
                          flux_ratio=flux_ratio(measured, true), floor=floor, rms=st["rms"],
                          mean=st["mean"], n_sky=st["n_sky"], n_sources=len(ratios),
                          err_over_floor=float(np.nanmedian(err[sky]) / floor) if sky.any() else math.nan,
-                         flatness=fl["flatness"], n_blocks=fl["n_blocks"],
+                         flatness=fl["flatness"], flatness_plane_removed=fl["flatness_plane_removed"], n_blocks=fl["n_blocks"],
                          scatter_pct=100.0 * robust_scatter(ratios),
                          trend_pct_per_dex=100.0 * flux_trend(ratios, true, np.hypot(np.divide(sigma, true), TREND_ERR_FLOOR)),
                          noise_flatness=noise_fl, sky_on_extended=not np.isscalar(level), ratios=[round(r, 5) for r in ratios],
