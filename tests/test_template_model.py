@@ -159,3 +159,17 @@ def test_apply_model_reports_the_stripes_it_used():
     plain: dict = {}
     tm.apply_model(tmpls[0], tvars[0], tm.TemplateModel(5), plain)
     assert plain == {}
+
+
+def test_select_model_takes_the_lowest_score_and_none_unless_clearly_beaten():
+    a, b = tm.TemplateModel(65, stripes=True, detail=True), tm.TemplateModel(65)
+    models = [tm.NONE, b, a]
+    # a scores lowest, b within one standard error of it (smoother, less noise): a is taken
+    members = [{tm.NONE: 3.0, b: 1.10, a: 1.00}, {tm.NONE: 3.1, b: 1.00, a: 1.02},
+               {tm.NONE: 2.9, b: 1.20, a: 1.01}, {tm.NONE: 3.0, b: 1.08, a: 0.99}]
+    chosen, scores, score = tm.select_model(members, models)
+    assert chosen == a and scores[a.name] == 1.0 and score == pytest.approx(1.005)
+    # no template within one paired standard error of the best: none is taken
+    members = [{tm.NONE: 1.02, b: 1.10, a: 1.00}, {tm.NONE: 0.98, b: 1.00, a: 1.02},
+               {tm.NONE: 1.05, b: 1.20, a: 1.01}, {tm.NONE: 0.99, b: 1.08, a: 0.99}]
+    assert tm.select_model(members, models)[0] == tm.NONE

@@ -128,7 +128,7 @@ def choose_background(group: GroupStack, usable: list[str], policy: str, params:
             return tm.member_scores(group.stack[i], *group.template(i), models)
 
         members = (mapper or (lambda fn, items: [fn(x) for x in items]))(scores_of, idx)
-        best_model, rel, best_score = tm.select_model(members, models, group.stack.shape[1:])
+        best_model, rel, best_score = tm.select_model(members, models)
         scores.update(rel)
     box = None
     b2d_preds: dict[int, list] = {}

@@ -210,36 +210,23 @@ def predictions(template: np.ndarray, template_var: np.ndarray | None, models: l
 
 def paired_standard_error(scores: list[float], reference: list[float]) -> float:
     """Standard error of the mean of the members' paired differences ``scores - reference``
-    (0 with fewer than two members): the yardstick of the one-standard-error rule."""
+    (0 with fewer than two members): how much better than no template a template must score."""
     if len(scores) < 2:
         return 0.0
     d = np.asarray(scores) - np.asarray(reference)
     return float(np.std(d, ddof=1) / np.sqrt(len(d)))
 
 
-def noise_cost(model: TemplateModel, shape: tuple[int, int]) -> tuple[bool, float]:
-    """How much template noise a model lets through, for the one-standard-error rule:
-    (keeps pixel-scale detail, variance of the modelled template at a pixel in units of the
-    raw template's). The no-template model costs nothing."""
-    if not model.use_template:
-        return False, 0.0
-    cost = (1.0 / model.box ** 2 if model.smooth else 0.0) + (
-        2.0 / stripe_length(shape) if model.stripes and model.box > 1 else 0.0)
-    return model.detail or model.box <= 1, cost
-
-
 def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
                  template_vars: list[np.ndarray | None], models: list[TemplateModel] | None = None
                  ) -> tuple[TemplateModel, dict[str, float], float]:
-    """The model the cross-validation supports, by the one-standard-error rule.
+    """The model the cross-validation supports.
 
     Every model is scored on every member (:func:`cv_score`); the lowest mean score is the
-    best, and its standard error is that of the members' paired score differences. Among the
-    models whose mean score is within one standard error of the best, the one with the least
-    template noise (:func:`noise_cost`: no detail first, then the smallest variance) is
-    chosen (Hastie, Tibshirani & Friedman, *Elements of Statistical Learning*, 7.10): a model
-    that the data cannot tell from the best must not add noise that point-source photometry
-    pays for.
+    best and is chosen, unless ``none`` (no template) is a candidate and the best does not
+    beat it by one standard error of the members' paired score differences: a template is
+    subtracted only where the group's data show that it helps. Among templates the score
+    decides alone: it already charges each model its template noise at 1, 4 and 16 px.
 
     Parameters
     ----------
@@ -262,7 +249,7 @@ def choose_model(own_planes: list[np.ndarray], templates: list[np.ndarray],
     models = candidates() if models is None else models
     members = [member_scores(own, tmpl, tvar, models)
                for own, tmpl, tvar in zip(own_planes, templates, template_vars)]
-    return select_model(members, models, own_planes[0].shape)
+    return select_model(members, models)
 
 
 def member_scores(own: np.ndarray, template: np.ndarray, template_var: np.ndarray | None,
@@ -274,10 +261,10 @@ def member_scores(own: np.ndarray, template: np.ndarray, template_var: np.ndarra
     return {m: cv_score(own, pred, noise_var=nv)[0] for m, pred in predictions(template, template_var, models).items()}
 
 
-def select_model(members: list[dict[TemplateModel, float]], models: list[TemplateModel], shape: tuple[int, int]
+def select_model(members: list[dict[TemplateModel, float]], models: list[TemplateModel]
                  ) -> tuple[TemplateModel, dict[str, float], float]:
     """:func:`choose_model`'s choice from the members' scores (:func:`member_scores`, in
-    member order); ``shape``: the images' (for :func:`noise_cost`)."""
+    member order)."""
     per: dict[TemplateModel, list[float]] = {m: [] for m in models}
     for member in members:
         if all(np.isfinite(v) for v in member.values()):
@@ -287,9 +274,9 @@ def select_model(members: list[dict[TemplateModel, float]], models: list[Templat
         return models[0], {m.name: None for m in models}, float("inf")
     means = {m: float(np.mean(v)) for m, v in per.items()}
     best = min(models, key=lambda m: (means[m], models.index(m)))
-
-    within = [m for m in models if means[m] - means[best] <= paired_standard_error(per[m], per[best])]
-    chosen = min(within, key=lambda m: (noise_cost(m, shape), models.index(m)))
+    chosen = best
+    if NONE in per and best != NONE and means[NONE] - means[best] <= paired_standard_error(per[NONE], per[best]):
+        chosen = NONE
     ref = means[best]
     scores = {m.name: (round(means[m] / ref, 5) if ref > 0 else None) for m in models}
     return chosen, scores, means[chosen]
