@@ -2,9 +2,11 @@
 
 The frame test (:mod:`.frame_test`) and the self-calibration (:mod:`.sky_detector`) put each
 exposure's blocks on the sky through the cal file's FITS WCS (the SCI header), which is the
-telescope's pointing before alignment: off by a few tenths of an arcsecond between visits
-and guide stars (1-3 MIRI pixels), enough to smear a sky-fixed gradient into a detector
-pattern. The second pass has the first-pass mosaic's WCS after jwst's tweakreg. The
+telescope's pointing before alignment: good to about 0.1" (one MIRI pixel) after guide-star
+acquisition, so that groups spanning visits or observations (and the simulator's exposures,
+0.07" per axis each) are misregistered by a pixel or more, enough to smear a sky-fixed
+gradient into a detector pattern. The second pass has the first-pass mosaic's WCS after
+jwst's tweakreg. The
 difference is carried as an affine map of pixel coordinates, ``correction``: the pixel
 (x', y') at which the unaligned FITS WCS sees the sky that the aligned WCS puts at (x, y);
 ``[x', y'] = C @ [1, x, y]`` with ``C`` of shape (2, 3). Its linear part also absorbs the
