@@ -49,7 +49,8 @@ import numpy as np
 VARIANTS = ("off", "original", "ours_1pass", "ours", "truth")
 LABELS = {"off": "cleaning off", "original": "original (re-implemented)", "ours_1pass": "ours, one pass",
           "ours": "ours, default", "truth": "truth background removed"}
-COLUMNS = [("flatness", "flatness", "{:.3f}"), ("flatness_plane_removed", "flatness −plane", "{:.3f}"), ("mean_sigma", "mean σ", "{:+.3f}"),
+COLUMNS = [("flatness", "flatness", "{:.3f}"), ("flatness_plane_removed", "flatness −plane", "{:.3f}"),
+           ("mean_sigma", "mean σ", "{:+.3f}"),
            ("scatter_pct", "scatter %", "{:.2f}"), ("trend_pct_per_dex", "trend %/dex", "{:+.2f}"),
            ("flux_ratio", "flux ratio", "{:.4f}"), ("rms_ratio", "rms_ratio", "{:.3f}")]
 ENV: dict[str, str] = {}  # CRDS settings for the subprocesses (set by main)

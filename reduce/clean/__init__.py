@@ -77,7 +77,8 @@ def run(ws: Workspace, stems: list[str], params: CleanParams, *, overwrite: bool
     from .step import run_clean
 
     result = run_clean(ws, stems, params, overwrite=overwrite, pool=pool, label=label, first=first, only=only)
-    sky = {ws.output("clean", stem) for stem, e in result.exposures.items() if e.get("sky_subtracted", e.get("template"))}
+    sky = {ws.output("clean", stem) for stem, e in result.exposures.items()
+           if e.get("sky_subtracted", e.get("template"))}
     templated = {ws.output("clean", stem) for stem, e in result.exposures.items() if e.get("template")}
     return CleanReport(files=result.files, notes=result.notes, exposures=result.exposures,
                        groups=result.groups, sky_subtracted=sky, templated=templated | sky, outcomes=result.outcomes,

@@ -6,12 +6,11 @@ telescope's pointing before alignment: good to about 0.1" (one MIRI pixel) after
 acquisition, so that groups spanning visits or observations (and the simulator's exposures,
 0.07" per axis each) are misregistered by a pixel or more, enough to smear a sky-fixed
 gradient into a detector pattern. The second pass has the first-pass mosaic's WCS after
-jwst's tweakreg. The
-difference is carried as an affine map of pixel coordinates, ``correction``: the pixel
-(x', y') at which the unaligned FITS WCS sees the sky that the aligned WCS puts at (x, y);
-``[x', y'] = C @ [1, x, y]`` with ``C`` of shape (2, 3). Its linear part also absorbs the
-linear part of the distortion the FITS approximation lacks; what an affine map cannot
-follow is reported as ``residual_px``.
+jwst's tweakreg. The difference is carried as an affine map of pixel coordinates,
+``correction``: the pixel (x', y') at which the unaligned FITS WCS sees the sky that the
+aligned WCS puts at (x, y); ``[x', y'] = C @ [1, x, y]`` with ``C`` of shape (2, 3). Its
+linear part also absorbs the linear part of the distortion the FITS approximation lacks;
+what an affine map cannot follow is reported as ``residual_px``.
 
 Pure functions: coordinate transforms (callables) in, arrays and numbers out.
 """

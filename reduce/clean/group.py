@@ -128,8 +128,9 @@ def clean_group(ws: Workspace, key: tuple, stems: list[str], params: CleanParams
         aligned = (alignments or {}).get(stem)
         if aligned is not None:
             gstats.alignment[stem] = alignment.summary(aligned[0], r.plane.shape, aligned[1])
-        group.put(len(usable), r.plane, r.var,
-                  alignment.aligned_transforms(pixel_sky_transforms(r.sci_header), None if aligned is None else aligned[0]))
+        transforms = alignment.aligned_transforms(pixel_sky_transforms(r.sci_header),
+                                                  None if aligned is None else aligned[0])
+        group.put(len(usable), r.plane, r.var, transforms)
         usable.append(stem)
 
     if group is not None:

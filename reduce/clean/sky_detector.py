@@ -48,7 +48,7 @@ CG_RTOL = 1e-12
 CG_MAXITER = 100_000
 
 #: A is used when its cross-validated error is below that without it by more than this many
-#: paired standard errors (the one-standard-error rule of :mod:`.template_model`).
+#: paired standard errors (as a template must beat no template in :mod:`.template_model`).
 MIN_IMPROVEMENT_SE = 1.0
 
 #: Fewer sky blocks than this in any exposure: no decomposition (nothing to tell the frames apart).

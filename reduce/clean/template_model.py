@@ -210,7 +210,8 @@ def predictions(template: np.ndarray, template_var: np.ndarray | None, models: l
 
 def paired_standard_error(scores: list[float], reference: list[float]) -> float:
     """Standard error of the mean of the members' paired differences ``scores - reference``
-    (0 with fewer than two members): how much better than no template a template must score."""
+    (0 with fewer than two members): by how much a more complex background model must beat a
+    simpler one (a template no template, here; Background2D + structure Background2D alone)."""
     if len(scores) < 2:
         return 0.0
     d = np.asarray(scores) - np.asarray(reference)
