@@ -64,6 +64,12 @@ def test_header_round_trip_and_missing_keywords():
     back, res = alignment.from_header(h)
     np.testing.assert_array_equal(back, c)
     assert res == pytest.approx(0.0123)
+    for key, bad in (("ALN_XX", 0.0), ("ALN_X0", "shifted")):
+        damaged = h.copy()
+        damaged[key] = bad
+        if key == "ALN_XX":
+            damaged["ALN_XY"] = 0.0  # a singular linear part
+        assert alignment.from_header(damaged) is None, key
     del h["ALN_YY"]
     assert alignment.from_header(h) is None
 

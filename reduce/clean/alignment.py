@@ -94,8 +94,14 @@ def to_header(c: np.ndarray, residual_px: float) -> dict:
 
 
 def from_header(header) -> tuple[np.ndarray, float] | None:
-    """(C, residual_px) from :func:`to_header`'s keywords, or None when they are not all there."""
+    """(C, residual_px) from :func:`to_header`'s keywords, or None when they are not all there
+    or do not make an invertible map (a damaged header: the exposure is then left unaligned)."""
     if not all(k in header for k in HEADER_KEYS):
         return None
-    c = np.array([float(header[k]) for k in HEADER_KEYS]).reshape(2, 3)
+    try:
+        c = np.array([float(header[k]) for k in HEADER_KEYS]).reshape(2, 3)
+    except (TypeError, ValueError):
+        return None
+    if not np.all(np.isfinite(c)) or abs(np.linalg.det(c[:, 1:])) < 1e-6:
+        return None
     return c, float(header.get("ALN_RES", 0.0))
