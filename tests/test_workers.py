@@ -166,3 +166,34 @@ def test_forked_processes_die_with_their_parent(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _blas_threads(_):
+    """(OPENBLAS_NUM_THREADS, OpenBLAS's own thread count or None) in this process."""
+    import ctypes
+    import glob
+
+    count = None
+    for path in glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            if hasattr(lib, name):
+                count = getattr(lib, name)()
+    return os.environ.get("OPENBLAS_NUM_THREADS"), count
+
+
+def test_workers_run_numerical_libraries_single_threaded_and_leave_the_environment(monkeypatch):
+    """Each worker is one core's worth of work: OpenBLAS one thread there (not one per core,
+    busy-waiting beside the other worker's); the parent's environment is as before afterwards,
+    and a user's own setting wins."""
+    for name in workers.WORKER_THREADS:
+        monkeypatch.delenv(name, raising=False)
+    with WorkerPool(2) as pool:
+        env, count = pool.run(_blas_threads, [0], "t")[0]
+    assert env == "1"
+    assert count in (None, 1)  # None: numpy without a bundled OpenBLAS
+    assert all(name not in os.environ for name in workers.WORKER_THREADS)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    with WorkerPool(1) as pool:
+        assert pool.run(_blas_threads, [0], "t")[0][0] == "2"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
