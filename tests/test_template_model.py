@@ -136,6 +136,49 @@ def test_stripes_keep_real_columns_and_drop_noise_rows():
     assert np.sqrt(np.nanmean(raw_rows[inner] ** 2)) > 0.8 * sigma / np.sqrt(L)
 
 
+def test_isolated_spikes_are_hot_pixels_not_stripes():
+    """Single hot pixels are found with the template's noise or without it; a column stripe
+    of 10 sigma is not (its neighbours along the column share it)."""
+    rng = np.random.default_rng(8)
+    sigma = 0.01
+    t = 1.0 + sigma * rng.normal(size=SHAPE)
+    t[:, 40] += 10 * sigma                                        # a strong column stripe
+    hot = [(10, 10), (64, 40), (0, 5), (127, 127)]                # one on the stripe, two on edges
+    for r, c in hot:
+        t[r, c] += 50 * sigma
+    t[90, 90] = np.nan
+    t[91, 90] += 50 * sigma                                       # beside a NaN
+    for var in (np.full(SHAPE, sigma ** 2), None):
+        found = set(map(tuple, np.argwhere(bs.isolated_spikes(t, var, tm.DETAIL_SIGMA)).tolist()))
+        assert set(hot) | {(91, 90)} <= found
+        assert len(found - set(hot) - {(91, 90)}) <= 2            # 4 sigma in two tests: rare false positives
+        assert sum(1 for r, c in found if c == 40) == 1           # the stripe itself is not a spike
+
+
+def test_a_hot_pixel_neither_raises_its_column_nor_its_box():
+    """One hot pixel of 100 sigma in a template with column stripes: the column's stripe
+    level and the box mean around it stay what they are without it (left in, it adds its
+    value over the window's length to 64 rows of its column, and over the box's area to
+    the smoothed template), and ``detail`` still subtracts the pixel itself."""
+    rng = np.random.default_rng(9)
+    shape, sigma = (256, 256), 0.01
+    cols = 0.005 * rng.normal(size=shape[1])
+    clean = 1.0 + cols[None, :] + sigma * rng.normal(size=shape)
+    hot = clean.copy()
+    hot[128, 100] += 100 * sigma
+    var = np.full(shape, sigma ** 2)
+    for model in (tm.TemplateModel(65, stripes=True), tm.TemplateModel(5), tm.TemplateModel(65, stripes=True, detail=True)):
+        p_clean, _ = tm.apply_model(clean, var, model)
+        p_hot, _ = tm.apply_model(hot, var, model)
+        diff = (p_hot - p_clean).astype(np.float64)
+        diff[128, 100] = 0.0
+        # left in: +1.0 / 64 = 1.6 sigma along the column (box 5: 1.0 / 25 = 4 sigma); left
+        # out: only a mean of one pixel fewer (~ sigma / 24 for box 5)
+        assert np.abs(diff).max() < 0.15 * sigma, model.name
+        if model.detail:
+            assert p_hot[128, 100] == pytest.approx(hot[128, 100], rel=1e-6)
+
+
 def test_stripes_without_template_variance_use_the_residual_noise():
     rng = np.random.default_rng(6)
     shape = (128, 128)

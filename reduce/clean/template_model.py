@@ -15,6 +15,9 @@ single constant can suit every program. Here each candidate model of the templat
 * ``+detail``: plus the pixels of the remaining residual that exceed ``DETAIL_SIGMA`` times
   the template's own noise (warm pixels and other pixel-scale features, kept unsmoothed),
 
+(the template's isolated hot and warm pixels, :func:`.box_stats.isolated_spikes`, are left
+out of every box mean and stripe level: only ``detail`` subtracts them, none spreads them)
+
 is scored by **cross-validation**: exposure ``i``'s own normalised sky (sources and bad
 pixels excluded) is predicted by the model of ``T_i``, which never saw exposure ``i``; the
 prediction error, measured at the pixel scale and in 4 and 16 px blocks, each in units of
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.stats import mad_std
 
-from .box_stats import level_noise, nan_box, stripe_length, stripe_levels
+from .box_stats import isolated_spikes, level_noise, nan_box, stripe_length, stripe_levels
 from .prediction_error import cv_score, white_noise_variance
 
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
@@ -171,7 +174,12 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     threshold = (_detail_threshold(template_var) if template_var is not None and any(m.detail for m in models)
                  else None)  # of the template's noise, for every detail model
     L = stripe_length(t.shape)
-    stripe_noise = (level_noise(finite, template_var, L)  # the same for every box
+    # hot / warm pixels of the template: left out of every box mean and stripe level (they
+    # would spread over the box or the column), kept as pixels by ``detail``
+    smoothed = any(m.use_template and m.box > 1 for m in models)
+    spikes = isolated_spikes(t, template_var, DETAIL_SIGMA) if smoothed else None
+    t_smooth = np.where(spikes, np.nan, t) if smoothed else t
+    stripe_noise = (level_noise(finite & ~spikes, template_var, L, finite)  # the same for every box
                     if template_var is not None and any(m.stripes and m.box > 1 for m in models) else None)
     for box in sorted({m.box for m in models if m.use_template}):
         variants = [m for m in models if m.use_template and m.box == box]
@@ -179,12 +187,12 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
             for m in variants:
                 out[m] = (t, None, None)
             continue
-        smooth, n = nan_box(t, (box, box))
+        smooth, n = nan_box(t_smooth, (box, box), finite)
         resid = t - smooth
         stripes = None
         if any(m.stripes for m in variants):
             figures = info.setdefault("stripes", {}) if info is not None else None
-            stripes = stripe_levels(resid, stripe_noise, L, figures)
+            stripes = stripe_levels(resid, stripe_noise, L, figures, exclude=spikes)
         for m in variants:
             base = smooth + stripes[0] + stripes[1] if m.stripes else smooth
             keep = None
