@@ -121,11 +121,12 @@ def stripe_levels(resid: np.ndarray, noise: tuple[np.ndarray, np.ndarray] | None
         r = resid[used]
         noise = level_noise(used, float(mad_std(r)) ** 2 if r.size else np.inf, length, valid)
     out = []
+    averaged = resid if exclude is None else np.where(used, resid, np.nan)  # NaN where left out
     for name, size, noise_var in (("columns", (length, 1), noise[0]), ("rows", (1, length), noise[1])):
-        level, _ = nan_box(np.where(used, resid, np.nan), size, valid)
+        level, _ = nan_box(averaged, size, valid)
         level, figures = shrunk(level, noise_var)
         if info is not None:
             info[name] = figures
         out.append(level)
-        resid = resid - level
+        averaged = averaged - level
     return out[0], out[1]
