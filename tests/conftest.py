@@ -6,6 +6,7 @@ crds or jwst. Override the location with MIRIM_TEST_CRDS_PATH to reuse a built c
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -121,3 +122,19 @@ def demo_run_jobs1(demo_run, crds_cache):
         f"not interrupted mid stage 1: {len(done)} rate files"
     rerun = cli(*args)
     return ws1, (proc.returncode, err, cal_before), done, rerun
+
+
+@pytest.fixture(scope="session")
+def demo_o002_run(demo_raw, crds_cache):
+    """(raw, workspace, completed process) of ``run RAW --jobs 2`` on observation 2 of the
+    demo only (F770W x2, F2100W x2: two cleaning groups, two mosaics). The Slurm test runs
+    every task of a round as its own process, ~6 s of start-up each on 2 cores: it drives
+    this smaller round, whose tasks are of every kind (exposures, groups, mosaics, package)."""
+    raw = demo_raw.parent / "raw-o002"
+    if not raw.is_dir():
+        raw.mkdir()
+        for src in sorted(demo_raw.glob("jw09999002001_*_uncal.fits")):
+            shutil.copy2(src, raw / src.name)
+    ws = demo_raw.parent / "ws-o002"
+    proc = cli("run", raw, "--workdir", ws, "--jobs", "2", "--crds-path", crds_cache)
+    return raw, ws, proc
