@@ -130,11 +130,10 @@ def demo_o002_run(demo_raw, crds_cache):
     demo only (F770W x2, F2100W x2: two cleaning groups, two mosaics). The Slurm test runs
     every task of a round as its own process, ~6 s of start-up each on 2 cores: it drives
     this smaller round, whose tasks are of every kind (exposures, groups, mosaics, package)."""
-    raw = demo_raw.parent / "raw-o002"
-    if not raw.is_dir():
-        raw.mkdir()
-        for src in sorted(demo_raw.glob("jw09999002001_*_uncal.fits")):
-            shutil.copy2(src, raw / src.name)
+    raw = demo_raw.parent / "raw-o002"  # the session's own directory: made once, here
+    raw.mkdir()
+    for src in sorted(demo_raw.glob("jw09999002001_*_uncal.fits")):
+        shutil.copy2(src, raw / src.name)
     ws = demo_raw.parent / "ws-o002"
     proc = cli("run", raw, "--workdir", ws, "--jobs", "2", "--crds-path", crds_cache)
     return raw, ws, proc
