@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..params import CleanParams
-from . import frame_test as ftest, local_background as lb, sky_detector as sd, super_background as sb, template_model as tm
+from . import frame_test as ftest, hole_rim as hr, local_background as lb, sky_detector as sd, super_background as sb, template_model as tm
 from .io import Exposure
 
 __all__ = ["MAX_CV_MEMBERS", "GroupStack", "member_plane", "choose_background", "background2d_plus_structure"]
@@ -127,9 +127,12 @@ def choose_background(group: GroupStack, usable: list[str], policy: str, params:
         def scores_of(i: int) -> dict:
             return tm.member_scores(group.stack[i], *group.template(i), models)
 
-        members = (mapper or (lambda fn, items: [fn(x) for x in items]))(scores_of, idx)
+        run = mapper or (lambda fn, items: [fn(x) for x in items])
+        members = run(scores_of, idx)
         best_model, rel, best_score = tm.select_model(members, models)
         scores.update(rel)
+        if fixed == 0 and best_model.use_template and best_model.box > 1:
+            best_model, best_score = _rim_or_not(group, idx, best_model, members, best_score, scores, run)
     box = None
     b2d_preds: dict[int, list] = {}
     if method_cfg in ("background2d", "auto") and not sky_fixed:
@@ -150,6 +153,35 @@ def choose_background(group: GroupStack, usable: list[str], policy: str, params:
     if best_model is None or not best_model.use_template:
         return "none", best_model, None, scores, names
     return "template", best_model, None, scores, names
+
+
+def _rim_or_not(group: GroupStack, idx: list[int], model: tm.TemplateModel, members: list[dict],
+                score: float, scores: dict, run) -> tuple[tm.TemplateModel, float]:
+    """The chosen model, or its twin that leaves the raised rim of the template's holes out
+    of the smoothing (``+rim``, :mod:`.hole_rim`), whichever the same members' cross-validated
+    scores put lower: the rim is sources' light that a box spreads, or detector structure
+    that belongs in it, and only the held-out exposures can tell. Adds the twin's score
+    (relative to the model's) to ``scores``; with no member's template showing a rim, no twin."""
+    from dataclasses import replace
+
+    twin = replace(model, rim=True)
+
+    def twin_score(i: int):
+        tmpl, tvar = group.template(i)
+        if not hr.rim_band(tmpl)[0]:
+            return None
+        return tm.member_scores(group.stack[i], tmpl, tvar, [twin])[twin]
+
+    twins = run(twin_score, idx)
+    if all(v is None for v in twins):
+        return model, score
+    pairs = [(m[model], v if v is not None else m[model]) for m, v in zip(members, twins)
+             if np.isfinite(m[model]) and (v is None or np.isfinite(v))]
+    if not pairs:
+        return model, score
+    base, alt = (float(np.mean(x)) for x in zip(*pairs))
+    scores[twin.name] = round(alt / base, 5) if base > 0 else None
+    return (twin, alt) if alt < base else (model, score)
 
 
 def background2d_plus_structure(group: GroupStack, idx: list[int], box: int, b2d_preds: list, n: int,

@@ -68,6 +68,7 @@ class ExposureStats:
     template: bool = False
     sky_subtracted: bool = False
     stripes: dict | None = None  # the template's stripe levels: signal and noise rms, mean factor kept
+    rim: dict | None = None  # the raised rim around the template's holes left out of its smoothing (hole_rim)
     note: str = ""
 
 
@@ -290,7 +291,7 @@ def _subtract_template(exp: Exposure, group: GroupStack, i: int, model: tm.Templ
         tmpl, tvar = group.template(i)
         info: dict = {}
         tmpl, tvar = tm.apply_model(tmpl, tvar, model, info)
-        st.stripes = info.get("stripes")
+        st.stripes, st.rim = info.get("stripes"), info.get("rim")
         name = model.name
     if model is None or not model.smooth:  # structure only: in units of this exposure's own sky level
         structure = np.nan_to_num(tmpl)

@@ -16,7 +16,9 @@ single constant can suit every program. Here each candidate model of the templat
   the template's own noise (warm pixels and other pixel-scale features, kept unsmoothed),
 
 (the template's isolated hot and warm pixels, :func:`.box_stats.isolated_spikes`, are left
-out of every box mean and stripe level: only ``detail`` subtracts them, none spreads them)
+out of every box mean and stripe level: only ``detail`` subtracts them, none spreads them;
+so is the raised rim of its coverage holes, as wide as the template shows it:
+:func:`.hole_rim.rim_band`)
 
 is scored by **cross-validation**: exposure ``i``'s own normalised sky (sources and bad
 pixels excluded) is predicted by the model of ``T_i``, which never saw exposure ``i``; the
@@ -39,6 +41,7 @@ import numpy as np
 from astropy.stats import mad_std
 
 from .box_stats import isolated_spikes, level_noise, nan_box, stripe_length, stripe_levels
+from .hole_rim import coverage_holes, rim_band
 from .prediction_error import cv_score, white_noise_variance
 
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
@@ -64,13 +67,14 @@ class TemplateModel:
     detail: bool = False
     use_template: bool = True
     smooth: bool = True  # False: only the stripes / detail (the box-smoothed part is left alone)
+    rim: bool = False  # the raised rim of the template's holes left out of the smoothing (hole_rim)
 
     @property
     def name(self) -> str:
         if not self.use_template:
             return "none"
         return (("box" if self.smooth else "highpass") + f"{self.box}" + ("+stripes" if self.stripes else "")
-                + ("+detail" if self.detail else ""))
+                + ("+detail" if self.detail else "") + ("+rim" if self.rim else ""))
 
 
 NONE = TemplateModel(use_template=False)
@@ -178,21 +182,31 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     # would spread over the box or the column), kept as pixels by ``detail``
     smoothed = any(m.use_template and m.box > 1 for m in models)
     spikes = isolated_spikes(t, template_var, DETAIL_SIGMA) if smoothed else None
-    t_smooth = np.where(spikes, np.nan, t) if smoothed else t
-    stripe_noise = (level_noise(finite & ~spikes, template_var, L, finite)  # the same for every box
-                    if template_var is not None and any(m.stripes and m.box > 1 for m in models) else None)
-    for box in sorted({m.box for m in models if m.use_template}):
-        variants = [m for m in models if m.use_template and m.box == box]
+    left_out = {False: spikes}
+    if any(m.use_template and m.box > 1 and m.rim for m in models):
+        left_out[True] = spikes | _raised_rim(t, finite, info)
+    stripe_noise: dict[bool, np.ndarray | None] = {}
+    for box, rim in sorted({(m.box, m.rim) for m in models if m.use_template}):
+        variants = [m for m in models if m.use_template and m.box == box and m.rim == rim]
         if box <= 1:
             for m in variants:
                 out[m] = (t, None, None)
             continue
-        smooth, n = nan_box(t_smooth, (box, box), finite)
+        excluded = left_out[rim]
+        smooth, n = nan_box(np.where(excluded, np.nan, t), (box, box), finite)
+        if rim:  # a pixel whose box holds nothing but rim takes the rim's mean: every box predicts every pixel
+            gap = finite & np.isnan(smooth)
+            if gap.any():
+                near, n_near = nan_box(np.where(spikes, np.nan, t), (box, box), finite)
+                smooth[gap], n[gap] = near[gap], n_near[gap]
         resid = t - smooth
         stripes = None
         if any(m.stripes for m in variants):
             figures = info.setdefault("stripes", {}) if info is not None else None
-            stripes = stripe_levels(resid, stripe_noise, L, figures, exclude=spikes)
+            if rim not in stripe_noise:  # the same for every box
+                stripe_noise[rim] = (level_noise(finite & ~excluded, template_var, L, finite)
+                                     if template_var is not None else None)
+            stripes = stripe_levels(resid, stripe_noise[rim], L, figures, exclude=excluded)
         for m in variants:
             base = smooth + stripes[0] + stripes[1] if m.stripes else smooth
             keep = None
@@ -206,6 +220,19 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
         if not m.use_template:
             out[m] = (np.where(finite, 0.0, np.nan), None, None)
     return out
+
+
+def _raised_rim(t: np.ndarray, finite: np.ndarray, info: dict | None) -> np.ndarray:
+    """The pixels of the raised rim around the template's coverage holes
+    (:func:`.hole_rim.rim_band`; none without a significant rim); its figures go to ``info["rim"]``."""
+    band, figures = rim_band(t)
+    if info is not None and figures is not None:
+        info["rim"] = figures
+    if not band:
+        return np.zeros_like(finite)
+    from scipy import ndimage
+
+    return finite & (ndimage.distance_transform_edt(~coverage_holes(t)) <= band)
 
 
 def predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]
