@@ -17,8 +17,9 @@ single constant can suit every program. Here each candidate model of the templat
 
 (the template's isolated hot and warm pixels, :func:`.box_stats.isolated_spikes`, are left
 out of every box mean and stripe level: only ``detail`` subtracts them, none spreads them;
-so is the raised rim of its coverage holes, as wide as the template shows it:
-:func:`.hole_rim.rim_band`)
+``+rim`` models leave out the raised rim of its coverage holes too, as wide as the template
+shows it: :func:`.hole_rim.rim_band`; :func:`.group_model.choose_background` scores the
+chosen model's ``+rim`` twin)
 
 is scored by **cross-validation**: exposure ``i``'s own normalised sky (sources and bad
 pixels excluded) is predicted by the model of ``T_i``, which never saw exposure ``i``; the
