@@ -2,7 +2,8 @@
 
 A task's identity is the SHA-256 of everything its product depends on: the content hash of
 its input file (stage 1) or the identities of its upstream products, its effective
-parameters, and the versions that matter (mirim-reduce, jwst, the CRDS context). It is
+parameters, and the versions that matter (mirim-reduce, jwst, the CRDS context, and the digest of
+the sources of the part of mirim-reduce that made it: a rerun after a code change redoes it). It is
 written beside the product, after the product (``<product>.task.json``), so a product
 without a matching identity file is never taken as done. A rerun compares: equal identity,
 nothing to do; anything else (changed config, changed input, new versions, a product from
@@ -19,7 +20,7 @@ from typing import Any
 
 from .fsutil import sha256_file, write_json
 
-__all__ = ["digest", "package_versions", "versions", "sidecar", "read", "write", "is_current", "file_hash"]
+__all__ = ["digest", "package_versions", "versions", "code_digest", "sidecar", "read", "write", "is_current", "file_hash"]
 
 
 def digest(what: Any) -> str:
@@ -48,9 +49,31 @@ def _package_versions() -> dict[str, str]:
             **package_versions(("jwst", "stcal", "stdatamodels", "photutils", "numpy", "astropy", "scipy"))}
 
 
-def versions(crds_context: str) -> dict[str, str]:
-    """The versions a product depends on (packages and the CRDS context)."""
-    return {**_package_versions(), "crds_context": crds_context}
+def versions(crds_context: str, *code: str) -> dict[str, str]:
+    """The versions a product depends on (packages and the CRDS context) and, with ``code``
+    (parts of this package, e.g. ``"clean"``), the digest of their sources (:func:`code_digest`):
+    a product made by other code than the installed one is not current, whatever the version
+    number says."""
+    out = {**_package_versions(), "crds_context": crds_context}
+    if code:
+        out["mirim-reduce code"] = code_digest(*code)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest(*parts: str) -> str:
+    """SHA-256 (hex) of this package's Python sources under ``parts`` (sub-packages or module
+    files of ``reduce``, e.g. ``"clean"``, ``"stages"``; none: the whole package): the relative
+    path and the bytes of every ``*.py`` file, in path order."""
+    root = Path(__file__).resolve().parent
+    files = set()
+    for part in parts or ("",):
+        where = root / part
+        files |= {where.with_suffix(".py")} if where.with_suffix(".py").is_file() else set(where.rglob("*.py"))
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def sidecar(product: Path) -> Path:

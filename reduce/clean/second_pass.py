@@ -185,7 +185,7 @@ def plan_masks(first: FirstPass, report: CleanReport, params: CleanParams, pipel
         made_of = {"stage": "masks", "product": product,
                    "members": {Path(m).name: identity.read(Path(m)) for m in sorted(members)}, "steps": mine,
                    "parameters": params.mask.parameters(),
-                   "versions": identity.versions(crds_context)}
+                   "versions": identity.versions(crds_context, "clean", "stages")}
         ident = identity.digest(made_of)
         marker = marker_path(first, product)
         if not overwrite and all(identity.is_current(mask_path(first, s), ident) for s in stems):

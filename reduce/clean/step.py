@@ -157,7 +157,7 @@ def group_identity(ws: Workspace, members: list[str], params: CleanParams, label
     made_of = {"stage": "clean", "pass": label,
                "members": {s: identity.read(ws.output("stage2", s)) for s in sorted(members)},
                "parameters": params.parameters(),
-               "good_bits": params.good_bits, "versions": identity.versions("")}
+               "good_bits": params.good_bits, "versions": identity.versions("", "clean")}
     if first is not None:
         from .pass_files import mask_path
 

@@ -1,6 +1,6 @@
 """The run manifest (``DEST/manifest.json``): how every product was made, and hashes to compare runs.
 
-Keys: ``format``; ``tool`` {name, version}; ``versions`` (python and the libraries that shape
+Keys: ``format``; ``tool`` {name, version, code: the digest of its Python sources}; ``versions`` (python and the libraries that shape
 the science); ``crds`` {context, references per exposure} from ``WORKSPACE/crds.json``;
 ``image`` (present when running in the mirim-reduce container image, see
 :data:`IMAGE_ENV`); ``config`` (the effective configuration); ``config_origins`` (where each
@@ -20,7 +20,7 @@ import platform
 from pathlib import Path
 
 from ..config import ORIGIN_DEFAULT, origins as config_origins
-from ..identity import file_hash, package_versions
+from ..identity import code_digest, file_hash, package_versions
 from ..stages.parameters import provenance as step_provenance
 from .hashing import SKIPPED_EXTENSIONS, VOLATILE_KEYWORDS, VOLATILE_TABLE_META, content_hashes, sha256_file
 
@@ -77,7 +77,7 @@ def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, dat
     products = sorted(set(Path(p) for p in products))
     return {
         "format": FORMAT,
-        "tool": {"name": "mirim-reduce", "version": tool_version},
+        "tool": {"name": "mirim-reduce", "version": tool_version, "code": code_digest()},
         "versions": versions(),
         "crds": crds,
         "image": image_info(),

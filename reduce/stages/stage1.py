@@ -18,7 +18,7 @@ def plan(ws: Workspace, exposures: list[Exposure], pipeline: PipelineParams, crd
         out = ws.output("stage1", exp.stem)
         steps = pipeline.steps("detector1")
         made_of = {"stage": "stage1", "input": {"name": exp.path.name, "sha256": identity.file_hash(exp.path)},
-                   "steps": steps, "versions": identity.versions(crds_context)}
+                   "steps": steps, "versions": identity.versions(crds_context, "stages")}
         ident = identity.digest(made_of)
         if identity.is_current(out, ident) and not overwrite:
             continue

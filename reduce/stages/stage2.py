@@ -19,7 +19,7 @@ def plan(ws: Workspace, stems: list[str], pipeline: PipelineParams, crds_context
             continue
         steps = pipeline.steps("image2")
         made_of = {"stage": "stage2", "input": {"name": rate.name, "identity": identity.read(rate)},
-                   "steps": steps, "versions": identity.versions(crds_context)}
+                   "steps": steps, "versions": identity.versions(crds_context, "stages")}
         ident = identity.digest(made_of)
         if identity.is_current(out, ident) and not overwrite:
             continue

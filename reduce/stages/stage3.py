@@ -89,7 +89,7 @@ def plan(ws: Workspace, cal_files: list[Path], pipeline: PipelineParams, *, crds
         final_dir = ws.dir("stage3") / name
         i2d = final_dir / f"{name}_i2d.fits"
         made_of = {"stage": "stage3", "members": {Path(m).name: identity.read(Path(m)) for m in sorted(members)},
-                   "steps": steps, "versions": identity.versions(crds_context)}
+                   "steps": steps, "versions": identity.versions(crds_context, "stages")}
         ident = identity.digest(made_of)
         if identity.is_current(i2d, ident) and not overwrite:
             continue
