@@ -105,3 +105,30 @@ def test_the_held_out_exposures_decide_whether_the_rim_is_left_out():
     assert not model.rim and not any(k.endswith("+rim") for k in scores)
     _, model, _, scores, _ = choose_background(group, names, "large", CleanParams(template_smooth=9))
     assert not any(k.endswith("+rim") for k in scores)  # a box the user fixed is used as it is
+
+
+def test_the_structure_on_top_of_background2d_gets_the_same_twin_test():
+    """Small groups' Background2D + template structure (group_model.background2d_plus_structure):
+    the chosen structure model's ``+rim`` twin is scored (relative to Background2D alone, like
+    the others) and taken only when lower."""
+    from reduce.clean.group_model import GroupStack, background2d_plus_structure
+
+    rng = np.random.default_rng(3)
+    shape = (200, 200)
+    yy, xx = np.indices(shape)
+    stripes = 0.02 * rng.standard_normal(shape[1])[None, :]  # column stripes: structure Background2D lacks
+    group = GroupStack(shape, 4)
+    for i in range(4):
+        dy, dx = rng.uniform(-30, 30, 2)
+        r = np.hypot(yy - 100 - dy, xx - 100 - dx)
+        img = 1.0 + stripes + np.where(r > 35, 0.05 * np.exp(-(r - 35) / 3.0), 0) + 0.02 * rng.standard_normal(shape)
+        img[r <= 35] = np.nan
+        group.put(i, img.astype(np.float32), None, None)
+    group.finish(4)
+    scores: dict = {}
+    model = background2d_plus_structure(group, [0, 1, 2, 3], 16, [np.ones(shape)] * 4, 4, scores)
+    assert model is not None
+    plain = model.name.removesuffix("+rim")
+    twin = f"background2d_16+{plain}+rim"
+    assert twin in scores and f"background2d_16+{plain}" in scores
+    assert model.rim == (scores[twin] < scores[f"background2d_16+{plain}"])

@@ -7,6 +7,7 @@ structure on the detector). Arrays in, arrays and scores out; no I/O.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -162,26 +163,38 @@ def _rim_or_not(group: GroupStack, idx: list[int], model: tm.TemplateModel, memb
     scores put lower: the rim is sources' light that a box spreads, or detector structure
     that belongs in it, and only the held-out exposures can tell. Adds the twin's score
     (relative to the model's) to ``scores``; with no member's template showing a rim, no twin."""
-    from dataclasses import replace
-
     twin = replace(model, rim=True)
 
-    def twin_score(i: int):
-        tmpl, tvar = group.template(i)
-        if not hr.rim_band(tmpl)[0]:
-            return None
-        return tm.member_scores(group.stack[i], tmpl, tvar, [twin])[twin]
+    def twin_score(i: int) -> float | None:
+        pred = _rim_prediction(group, i, twin)
+        return None if pred is None else tm.cv_score(group.stack[i], pred, noise_var=tm.white_noise_variance(group.stack[i]))[0]
 
-    twins = run(twin_score, idx)
-    if all(v is None for v in twins):
+    alt, base = _paired_means(run(twin_score, idx), [m[model] for m in members])
+    if alt is None:
         return model, score
-    pairs = [(m[model], v if v is not None else m[model]) for m, v in zip(members, twins)
-             if np.isfinite(m[model]) and (v is None or np.isfinite(v))]
-    if not pairs:
-        return model, score
-    base, alt = (float(np.mean(x)) for x in zip(*pairs))
     scores[twin.name] = round(alt / base, 5) if base > 0 else None
     return (twin, alt) if alt < base else (model, score)
+
+
+def _rim_prediction(group: GroupStack, i: int, twin: tm.TemplateModel) -> np.ndarray | None:
+    """Member ``i``'s prediction by the ``+rim`` model ``twin``; None when its template shows no rim
+    (the twin is then the model itself)."""
+    tmpl, tvar = group.template(i)
+    if not hr.rim_band(tmpl)[0]:
+        return None
+    return tm.predictions(tmpl, tvar, [twin])[twin]
+
+
+def _paired_means(twins: list, model: list[float]) -> tuple[float | None, float]:
+    """Mean score of the twin (the model's own where a member has no rim) and of the model,
+    over the members where both are finite; (None, 0) when no member has a rim."""
+    if all(v is None for v in twins):
+        return None, 0.0
+    pairs = [(m, m if v is None else v) for m, v in zip(model, twins) if np.isfinite(m) and (v is None or np.isfinite(v))]
+    if not pairs:
+        return None, 0.0
+    base, alt = (float(np.mean(x)) for x in zip(*pairs))
+    return alt, base
 
 
 def background2d_plus_structure(group: GroupStack, idx: list[int], box: int, b2d_preds: list, n: int,
@@ -212,4 +225,16 @@ def background2d_plus_structure(group: GroupStack, idx: list[int], box: int, b2d
         scores[f"background2d_{box}+{m.name}"] = round(means[m] / ref, 5)
     if means[best] - ref > -tm.paired_standard_error(per[best], base):  # not better by 1 SE
         return None
-    return best if means[best] < ref else None
+    if means[best] >= ref:
+        return None
+    twin = replace(best, rim=True)  # as for the template models (:func:`_rim_or_not`)
+    twins = []
+    for i, b2d in zip(idx, b2d_preds):
+        pred = _rim_prediction(group, i, twin)
+        twins.append(None if pred is None else
+                     tm.cv_score(group.stack[i], b2d + np.nan_to_num(pred), noise_var=tm.white_noise_variance(group.stack[i]))[0])
+    alt, mean = _paired_means(twins, per[best])
+    if alt is None:
+        return best
+    scores[f"background2d_{box}+{twin.name}"] = round(alt / ref, 5)
+    return twin if alt < mean else best
