@@ -62,14 +62,16 @@ def rim_band(template: np.ndarray, search: int = RIM_SEARCH_PX, sigma: float = R
     if not holes.any() or not finite.any():
         return 0, None
     d = ndimage.distance_transform_edt(~holes)
-    ring = t[finite & (d > search) & (d <= 2 * search)]
+    near = finite & (d <= 2 * search)  # every pixel used below: a small part of a large frame
+    d, t = d[near], t[near]
+    ring = t[d > search]
     if ring.size < 2:
         return 0, None
     ref = float(np.median(ring))
     ref_err2 = (1.2533 * float(mad_std(ring))) ** 2 / ring.size
     band, excess, error = 0, [], []
     for k in range(1, search + 1):
-        v = t[finite & (d > k - 1) & (d <= k)]
+        v = t[(d > k - 1) & (d <= k)]
         if v.size < 2:
             break
         e = float(np.median(v)) - ref
