@@ -20,7 +20,8 @@ from typing import Any
 
 from .fsutil import sha256_file, write_json
 
-__all__ = ["digest", "package_versions", "versions", "code_digest", "sidecar", "read", "write", "is_current", "file_hash"]
+__all__ = ["digest", "package_versions", "versions", "code_digest", "sidecar", "read", "write", "is_current",
+           "file_hash"]
 
 
 def digest(what: Any) -> str:

@@ -77,7 +77,8 @@ def _dithered_group(wing_amp, seed, n=6, shape=(200, 200), noise=0.02, dither=30
     for i in range(n):
         dy, dx = rng.uniform(-dither, dither, 2)
         r = np.hypot(yy - 100 - dy, xx - 100 - dx)
-        img = 1.0 + pattern + np.where(r > 35, wing_amp * np.exp(-(r - 35) / 3.0), 0) + noise * rng.standard_normal(shape)
+        wings = np.where(r > 35, wing_amp * np.exp(-(r - 35) / 3.0), 0)
+        img = 1.0 + pattern + wings + noise * rng.standard_normal(shape)
         img[r <= 35] = np.nan
         group.put(i, img.astype(np.float32), None, None)
     group.finish(n)

@@ -12,7 +12,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..params import CleanParams
-from . import frame_test as ftest, hole_rim as hr, local_background as lb, sky_detector as sd, super_background as sb, template_model as tm
+from . import frame_test as ftest, hole_rim as hr, local_background as lb, sky_detector as sd
+from . import super_background as sb, template_model as tm
 from .io import Exposure
 
 __all__ = ["MAX_CV_MEMBERS", "GroupStack", "member_plane", "choose_background", "background2d_plus_structure"]
@@ -167,7 +168,7 @@ def _rim_or_not(group: GroupStack, idx: list[int], model: tm.TemplateModel, memb
 
     def twin_score(i: int) -> float | None:
         pred = _rim_prediction(group, i, twin)
-        return None if pred is None else tm.cv_score(group.stack[i], pred, noise_var=tm.white_noise_variance(group.stack[i]))[0]
+        return None if pred is None else _score(group.stack[i], pred)
 
     alt, base = _paired_means(run(twin_score, idx), [m[model] for m in members])
     if alt is None:
@@ -185,12 +186,18 @@ def _rim_prediction(group: GroupStack, i: int, twin: tm.TemplateModel) -> np.nda
     return tm.predictions(tmpl, tvar, [twin])[twin]
 
 
+def _score(own: np.ndarray, pred: np.ndarray) -> float:
+    """A member's cross-validated score of ``pred`` (:func:`.template_model.cv_score`, noise units)."""
+    return tm.cv_score(own, pred, noise_var=tm.white_noise_variance(own))[0]
+
+
 def _paired_means(twins: list, model: list[float]) -> tuple[float | None, float]:
     """Mean score of the twin (the model's own where a member has no rim) and of the model,
     over the members where both are finite; (None, 0) when no member has a rim."""
     if all(v is None for v in twins):
         return None, 0.0
-    pairs = [(m, m if v is None else v) for m, v in zip(model, twins) if np.isfinite(m) and (v is None or np.isfinite(v))]
+    pairs = [(m, m if v is None else v) for m, v in zip(model, twins)
+             if np.isfinite(m) and (v is None or np.isfinite(v))]
     if not pairs:
         return None, 0.0
     base, alt = (float(np.mean(x)) for x in zip(*pairs))
@@ -231,8 +238,7 @@ def background2d_plus_structure(group: GroupStack, idx: list[int], box: int, b2d
     twins = []
     for i, b2d in zip(idx, b2d_preds):
         pred = _rim_prediction(group, i, twin)
-        twins.append(None if pred is None else
-                     tm.cv_score(group.stack[i], b2d + np.nan_to_num(pred), noise_var=tm.white_noise_variance(group.stack[i]))[0])
+        twins.append(None if pred is None else _score(group.stack[i], b2d + np.nan_to_num(pred)))
     alt, mean = _paired_means(twins, per[best])
     if alt is None:
         return best
