@@ -70,7 +70,10 @@ def code_digest(*parts: str) -> str:
     files = set()
     for part in parts or ("",):
         where = root / part
-        files |= {where.with_suffix(".py")} if where.with_suffix(".py").is_file() else set(where.rglob("*.py"))
+        found = {where.with_suffix(".py")} if part and where.with_suffix(".py").is_file() else set(where.rglob("*.py"))
+        if not found:
+            raise ValueError(f"no Python sources for part {part!r} of {root}")
+        files |= found
     h = hashlib.sha256()
     for f in sorted(files):
         h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")

@@ -4,6 +4,8 @@ a product made by other code than the installed one is redone, whatever the vers
 import hashlib
 from pathlib import Path
 
+import pytest
+
 import reduce
 from reduce import identity
 from reduce.inputs import Exposure
@@ -23,6 +25,8 @@ def test_code_digest_is_the_sources_of_the_parts_named():
     assert identity.code_digest("identity") != identity.code_digest("fsutil")  # a module is a part too
     assert identity.versions("ctx", "clean")["mirim-reduce code"] == identity.code_digest("clean")
     assert "mirim-reduce code" not in identity.versions("ctx")
+    with pytest.raises(ValueError, match="no Python sources"):  # a misspelt part hashes nothing: refused
+        identity.code_digest("no_such_part")
 
 
 def test_a_product_of_other_code_is_not_current(tmp_path, monkeypatch):
