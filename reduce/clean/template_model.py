@@ -186,6 +186,7 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     left_out = {False: spikes}
     if any(m.use_template and m.box > 1 and m.rim for m in models):
         left_out[True] = spikes | _raised_rim(t, finite, info)
+    t_smooth = {rim: np.where(excl, np.nan, t) for rim, excl in left_out.items()} if smoothed else {}
     stripe_noise: dict[bool, np.ndarray | None] = {}
     for box, rim in sorted({(m.box, m.rim) for m in models if m.use_template}):
         variants = [m for m in models if m.use_template and m.box == box and m.rim == rim]
@@ -194,11 +195,11 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
                 out[m] = (t, None, None)
             continue
         excluded = left_out[rim]
-        smooth, n = nan_box(np.where(excluded, np.nan, t), (box, box), finite)
+        smooth, n = nan_box(t_smooth[rim], (box, box), finite)
         if rim:  # a pixel whose box holds nothing but rim takes the rim's mean: every box predicts every pixel
             gap = finite & np.isnan(smooth)
             if gap.any():
-                near, n_near = nan_box(np.where(spikes, np.nan, t), (box, box), finite)
+                near, n_near = nan_box(t_smooth[False], (box, box), finite)
                 smooth[gap], n[gap] = near[gap], n_near[gap]
         resid = t - smooth
         stripes = None
