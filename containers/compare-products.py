@@ -1,6 +1,9 @@
 """compare-products.py A B: the data arrays of every FITS product of two workspaces, bit for bit.
 
-Every *.fits file under A must exist under B (and the other way round); for each, every HDU
+Every *.fits file under A must exist under B (and the other way round), the date stamp of a
+packaged product's name (``..._01Dec2026_i2d.fits``, the day the run packaged it) read as
+``{DATE}`` as `mirim-reduce verify` reads it: two runs either side of midnight package the same
+products under two stamps. For each file, every HDU
 holding an image array (the ASDF metadata extension, with its dates and paths, is skipped) must
 have the same name, dtype, shape and bytes. Exit 0 if all are identical, 1 otherwise.
 """
@@ -9,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+
+from reduce.products.hashing import DATE_STAMP_RE
 
 
 def arrays(path):
@@ -21,14 +26,24 @@ def arrays(path):
             yield f"{i}:{hdu.name}", np.ascontiguousarray(hdu.data)
 
 
+def fits_files(root):
+    """{path relative to ``root`` with date stamps as {DATE}: path}, raw/ left out."""
+    out = {}
+    for p in root.rglob("*.fits"):
+        rel = p.relative_to(root)
+        if "raw" not in rel.parts[:1]:
+            out[Path(DATE_STAMP_RE.sub("{DATE}", rel.as_posix()))] = p
+    return out
+
+
 def main(a, b):
     a, b = Path(a), Path(b)
-    fa = {p.relative_to(a) for p in a.rglob("*.fits") if "raw" not in p.relative_to(a).parts[:1]}
-    fb = {p.relative_to(b) for p in b.rglob("*.fits") if "raw" not in p.relative_to(b).parts[:1]}
+    pa, pb = fits_files(a), fits_files(b)
+    fa, fb = set(pa), set(pb)
     bad = [f"only in {a}: {p}" for p in sorted(fa - fb)] + [f"only in {b}: {p}" for p in sorted(fb - fa)]
     n_arrays = 0
     for rel in sorted(fa & fb):
-        xa, xb = dict(arrays(a / rel)), dict(arrays(b / rel))
+        xa, xb = dict(arrays(pa[rel])), dict(arrays(pb[rel]))
         if xa.keys() != xb.keys():
             bad.append(f"{rel}: extensions {sorted(xa)} != {sorted(xb)}")
             continue

@@ -49,7 +49,7 @@ SEED_PARAMETERS: dict[str, tuple[Any, type, str]] = {
     "SUPPRESS_WARNINGS": (True, bool, "keep Python warnings (all-NaN slices etc.) out of the console"),
     "DESTINATION_DIRECTORY": ("", str, "where packaged products go ('' = WORKSPACE/products)"),
     "WORKING_DIRECTORY": ("", str, "the workspace ('' = the --workdir option or ./mirim-work)"),
-    "DATE": ("", str, "date stamp of packaged product names, %d%b%Y ('' = today)"),
+    "DATE": ("", str, "date stamp of packaged product names, %d%b%Y ('' = the destination's earlier stamp, else today)"),
     "MAKE_CUTOUTS": (True, bool, "make TA-box cutouts of the mosaics"),
 }
 

@@ -159,7 +159,7 @@ class PackageParams:
     """The packaging of the mosaics (:mod:`reduce.products`)."""
 
     destination_directory: str = _key("DESTINATION_DIRECTORY")  #: where products go ('' = WORKSPACE/products)
-    date: str = _key("DATE")  #: date stamp of product names, %d%b%Y ('' = today)
+    date: str = _key("DATE")  #: date stamp of product names, %d%b%Y ('' = the destination's earlier stamp, else today)
     make_cutouts: bool = _key("MAKE_CUTOUTS")  #: TA-box cutouts of the mosaics
     save_outputs: bool = _key("save_outputs", product=False)  #: also copy WORKSPACE/logs to DEST/logs
 

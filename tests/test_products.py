@@ -50,7 +50,8 @@ def _ta_files(ws):
 
 def test_layout_and_names(demo):
     dest = demo / "products"
-    date = _dt.date.today().strftime("%d%b%Y")
+    date = _manifest(demo)["date"]
+    assert date == _dt.datetime.strptime(date, "%d%b%Y").strftime("%d%b%Y")
     products = sorted(p.parent.name for p in (demo / "stage3").glob("*/*_i2d.fits"))
     assert len(products) == 4
     expected = set()
@@ -88,6 +89,25 @@ def test_config_destination_date_and_no_cutouts(demo, tmp_path):
     assert not [n for n in names if "_ta_box" in n]
     assert json.loads((tmp_path / "dest" / "manifest.json").read_text())["date"] == "01Jan2025"
     assert not (tmp_path / "dest" / "logs").exists()
+
+
+def test_rerun_on_a_later_day_keeps_the_date_stamp(demo, tmp_path):
+    """DATE = "": the first packaging stamps today; a rerun into the same destination on a later
+    day keeps that stamp (no second set of names); a DATE in the config still wins."""
+    from reduce import config
+    from reduce.params import PackageParams
+    from reduce.products import package
+    from reduce.workspace import Workspace
+
+    cfg = config.load(demo / "config.toml", {"DESTINATION_DIRECTORY": str(tmp_path / "dest"), "MAKE_CUTOUTS": False})
+    first = package(Workspace(demo), PackageParams.from_config(cfg), cfg, today=_dt.date(2030, 1, 31))
+    names = sorted(p.name for p in first.dest.rglob("*_i2d.fits"))
+    assert first.date == "31Jan2030" and names and all("_31Jan2030" in n for n in names)
+    again = package(Workspace(demo), PackageParams.from_config(cfg), cfg, today=_dt.date(2030, 2, 1))
+    assert again.date == "31Jan2030" and sorted(p.name for p in again.dest.rglob("*_i2d.fits")) == names
+    cfg = config.load(demo / "config.toml", {"DESTINATION_DIRECTORY": str(tmp_path / "dest"), "MAKE_CUTOUTS": False,
+                                             "DATE": "02Feb2030"})
+    assert package(Workspace(demo), PackageParams.from_config(cfg), cfg).date == "02Feb2030"
 
 
 def test_save_outputs_copies_the_logs_beside_the_products(demo, tmp_path):

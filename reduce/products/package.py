@@ -7,7 +7,9 @@ Layout (DEST = ``DESTINATION_DIRECTORY``, or ``WORKSPACE/products`` when it is "
     DEST/report.html, DEST/report/*.png
     DEST/manifest.json
 
-``DATE`` is the config's ``DATE`` or today (``%d%b%Y``). ``TARGPROP`` is made safe for paths
+``DATE`` is the config's ``DATE``; when that is "", the stamp of DEST's previous packaging
+(``manifest.json``), so that a rerun or a resumed run on a later day renames nothing; else today
+(``%d%b%Y``). ``TARGPROP`` is made safe for paths
 (characters other than letters, digits, ``.``, ``_``, ``+``, ``-`` become ``_``). When two
 mosaics would get the same name (same target and filter in two observations), the product's
 observation token (``o001``; the whole product prefix if that is not enough) is inserted
@@ -28,6 +30,7 @@ from .. import __version__
 from ..fsutil import atomic_path, write_json
 from ..params import PackageParams
 from ..workspace import Workspace
+from . import hashing
 from . import manifest as manifest_mod
 from . import tabox as tabox_mod
 from .report import MosaicEntry, write_report
@@ -50,8 +53,19 @@ def safe_name(name: str) -> str:
     return s or "UNKNOWN"
 
 
-def date_stamp(params: PackageParams, today: _dt.date | None = None) -> str:
-    return params.date or (today or _dt.date.today()).strftime("%d%b%Y")
+def date_stamp(params: PackageParams, today: _dt.date | None = None, previous: str | None = None) -> str:
+    """The date stamp of product names: the config's ``DATE``, else ``previous`` (the stamp of the
+    destination's last packaging), else ``today`` (default: today), as ``%d%b%Y``."""
+    return params.date or previous or (today or _dt.date.today()).strftime("%d%b%Y")
+
+
+def previous_date_stamp(dest: Path) -> str | None:
+    """The date stamp recorded in ``dest/manifest.json`` by an earlier packaging, if any."""
+    try:
+        date = json.loads((dest / "manifest.json").read_text()).get("date")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return date if isinstance(date, str) and hashing.DATE_STAMP_RE.fullmatch(date) else None
 
 
 def destination(ws: Workspace, params: PackageParams) -> Path:
@@ -106,7 +120,7 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
     if not summ and (ws_root / "summary.json").is_file():
         summ = json.loads((ws_root / "summary.json").read_text())
     dest = destination(ws, params)
-    date = date_stamp(params, today)
+    date = date_stamp(params, today, previous_date_stamp(dest))
     result = PackageResult(dest=dest, date=date)
     i2ds = sorted(ws.dir("stage3").glob("*/*_i2d.fits"))
     infos = {p.parent.name: {**_mosaic_info(p), "i2d": p} for p in i2ds}
