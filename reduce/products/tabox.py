@@ -175,6 +175,16 @@ def _radec_label(ra: float, dec: float) -> str:
             f"{c.dec.to_string(sep=':', precision=1, alwayssign=True, pad=True)}")
 
 
+def _text_card(hdr, key: str, value: str, comment: str) -> None:
+    """``hdr[key] = value`` with ``comment`` on the card when the card holds both, else as a
+    COMMENT card ``KEY: comment`` (file and target names vary in length; astropy would cut it)."""
+    if len(f"{key:<8}= '{value}' / {comment}") <= 80:
+        hdr[key] = (value, comment)
+    else:
+        hdr[key] = value
+        hdr.add_comment(f"{key}: {comment}")
+
+
 def make_cutout(i2d: Path, box: TaBox, out_base: Path, *, size: int = DEFAULT_CUTOUT_SIZE,
                 target: str = "", filt: str = "", version: str = "") -> list[Path]:
     """Write ``out_base``.fits (SCI, ERR, WHT with the cutout WCS), .pdf and .png; return the paths."""
@@ -202,9 +212,9 @@ def make_cutout(i2d: Path, box: TaBox, out_base: Path, *, size: int = DEFAULT_CU
             hdr0[key] = (primary[key], primary.comments[key])
     hdr0["DATE"] = (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "UTC date file created")
     hdr0["MRED_VER"] = (version, "mirim-reduce version")
-    hdr0["MOSAIC"] = (Path(i2d).name, "mosaic the cutout was cut from")
+    _text_card(hdr0, "MOSAIC", Path(i2d).name, "mosaic the cutout was cut from")
     hdr0["TAAPER"] = (box.aperture, "SIAF aperture of the TA box")
-    hdr0["TAATTREF"] = (box.reference_member, "member whose aligned gwcs gives the attitude")
+    _text_card(hdr0, "TAATTREF", box.reference_member, "member whose aligned gwcs gives the attitude")
     hdr0["TAALIGN"] = (box.aligned, "attitude from the tweakreg-aligned WCS")
     hdr0["TA_RA"] = (box.sky_ref[0], "[deg] RA of the aperture reference point")
     hdr0["TA_DEC"] = (box.sky_ref[1], "[deg] Dec of the aperture reference point")
