@@ -39,6 +39,26 @@ def test_no_rim_no_hole_and_bad_pixels_give_no_band():
     assert hr.rim_band(t) == (0, None)
 
 
+def test_raised_rim_is_the_band_around_the_holes_and_its_reuse_changes_nothing():
+    """raised_rim: the finite pixels within the band of the holes (one distance map for the
+    band and the mask); a prediction given that mask equals one that measures it again."""
+    from scipy import ndimage
+
+    t = _template(4, 0.01)
+    rim, fig = hr.raised_rim(t)
+    band = hr.rim_band(t)[0]
+    assert band >= 4 and fig["band"] == band
+    d = ndimage.distance_transform_edt(~hr.coverage_holes(t))
+    np.testing.assert_array_equal(rim, np.isfinite(t) & (d <= band))
+    assert hr.rim_band(t, distance=hr.distance_to_holes(t)) == hr.rim_band(t)
+    twin = tm.TemplateModel(box=33, rim=True)
+    again = tm.predictions(t, None, [twin])[twin]
+    np.testing.assert_array_equal(tm.predictions(t, None, [twin], rim=rim)[twin], again)
+    flat, fig0 = hr.raised_rim(_template())
+    assert not flat.any() and fig0["band"] == 0
+    assert not hr.raised_rim(np.ones((32, 32)))[0].any() and hr.raised_rim(np.ones((32, 32)))[1] is None
+
+
 def test_the_rim_is_left_out_of_the_box_mean_and_reported():
     t = _template(4, 0.05)
     info: dict = {}

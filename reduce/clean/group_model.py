@@ -181,9 +181,10 @@ def _rim_prediction(group: GroupStack, i: int, twin: tm.TemplateModel) -> np.nda
     """Member ``i``'s prediction by the ``+rim`` model ``twin``; None when its template shows no rim
     (the twin is then the model itself)."""
     tmpl, tvar = group.template(i)
-    if not hr.rim_band(tmpl)[0]:
+    rim, figures = hr.raised_rim(tmpl)
+    if figures is None or not figures["band"]:
         return None
-    return tm.predictions(tmpl, tvar, [twin])[twin]
+    return tm.predictions(tmpl, tvar, [twin], rim=rim)[twin]
 
 
 def _score(own: np.ndarray, pred: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.stats import mad_std
 
-__all__ = ["coverage_holes", "rim_band", "RIM_SEARCH_PX", "RIM_SIGMA"]
+__all__ = ["coverage_holes", "distance_to_holes", "rim_band", "raised_rim", "RIM_SEARCH_PX", "RIM_SIGMA"]
 
 #: The widest rim examined (pixels); the reference ring lies beyond it, out to twice that.
 RIM_SEARCH_PX = 16
@@ -36,8 +36,17 @@ def coverage_holes(template: np.ndarray) -> np.ndarray:
     return ndimage.binary_opening(~np.isfinite(template), structure=np.ones((3, 3), bool))
 
 
-def rim_band(template: np.ndarray, search: int = RIM_SEARCH_PX, sigma: float = RIM_SIGMA
-             ) -> tuple[int, dict | None]:
+def distance_to_holes(template: np.ndarray) -> np.ndarray | None:
+    """Euclidean distance (pixels) of every pixel to the nearest pixel of the template's
+    :func:`coverage_holes` (0 on them); None without holes."""
+    from scipy import ndimage
+
+    holes = coverage_holes(template)
+    return ndimage.distance_transform_edt(~holes) if holes.any() else None
+
+
+def rim_band(template: np.ndarray, search: int = RIM_SEARCH_PX, sigma: float = RIM_SIGMA,
+             distance: np.ndarray | None = None) -> tuple[int, dict | None]:
     """Width (pixels) of the raised rim around the template's coverage holes, and its figures.
 
     The template's finite pixels are binned by their distance ``d`` to the nearest hole pixel
@@ -53,15 +62,14 @@ def rim_band(template: np.ndarray, search: int = RIM_SEARCH_PX, sigma: float = R
     figures : dict or None
         ``excess`` (median minus the ring's, per distance out to the band plus one),
         ``error`` (their standard errors) and ``band``; None without holes.
-    """
-    from scipy import ndimage
 
+    ``distance``: :func:`distance_to_holes` of ``template`` when the caller has it.
+    """
     t = np.asarray(template, np.float64)
-    holes = coverage_holes(t)
+    d = distance_to_holes(t) if distance is None else distance
     finite = np.isfinite(t)
-    if not holes.any() or not finite.any():
+    if d is None or not finite.any():
         return 0, None
-    d = ndimage.distance_transform_edt(~holes)
     near = finite & (d <= 2 * search)  # every pixel used below: a small part of a large frame
     d, t = d[near], t[near]
     ring = t[d > search]
@@ -82,3 +90,14 @@ def rim_band(template: np.ndarray, search: int = RIM_SEARCH_PX, sigma: float = R
             break
         band = k
     return band, {"band": band, "excess": excess, "error": error}
+
+
+def raised_rim(template: np.ndarray, search: int = RIM_SEARCH_PX, sigma: float = RIM_SIGMA
+               ) -> tuple[np.ndarray, dict | None]:
+    """The template's finite pixels within :func:`rim_band`'s width of its holes (boolean;
+    none without a significant rim), and :func:`rim_band`'s figures (None without holes)."""
+    t = np.asarray(template, np.float64)
+    finite = np.isfinite(t)
+    d = distance_to_holes(t)
+    band, figures = rim_band(t, search, sigma, distance=d)
+    return (finite & (d <= band) if band else np.zeros_like(finite)), figures

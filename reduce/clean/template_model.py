@@ -42,7 +42,7 @@ import numpy as np
 from astropy.stats import mad_std
 
 from .box_stats import isolated_spikes, level_noise, nan_box, stripe_length, stripe_levels
-from .hole_rim import coverage_holes, rim_band
+from .hole_rim import raised_rim
 from .prediction_error import cv_score, white_noise_variance
 
 __all__ = ["TemplateModel", "candidates", "nan_box", "apply_model", "predictions", "cv_score", "choose_model",
@@ -170,10 +170,11 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
 
 
 def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel],
-              info: dict | None = None) -> dict:
+              info: dict | None = None, rim: np.ndarray | None = None) -> dict:
     """``{model: (predicted template, pixels in its box mean, detail pixels kept)}`` for
     every model (float64; the last two None where they do not apply), sharing the
-    smoothing of a box between its variants."""
+    smoothing of a box between its variants. ``rim``: the template's raised rim
+    (:func:`.hole_rim.raised_rim`) when the caller has it."""
     finite = np.isfinite(t)
     out: dict[TemplateModel, tuple] = {}
     threshold = (_detail_threshold(template_var) if template_var is not None and any(m.detail for m in models)
@@ -185,7 +186,7 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     spikes = isolated_spikes(t, template_var, DETAIL_SIGMA) if smoothed else None
     left_out = {False: spikes}
     if any(m.use_template and m.box > 1 and m.rim for m in models):
-        left_out[True] = spikes | _raised_rim(t, finite, info)
+        left_out[True] = spikes | (_raised_rim(t, info) if rim is None else rim)
     t_smooth = {rim: np.where(excl, np.nan, t) for rim, excl in left_out.items()} if smoothed else {}
     stripe_noise: dict[bool, np.ndarray | None] = {}
     for box, rim in sorted({(m.box, m.rim) for m in models if m.use_template}):
@@ -224,25 +225,22 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     return out
 
 
-def _raised_rim(t: np.ndarray, finite: np.ndarray, info: dict | None) -> np.ndarray:
+def _raised_rim(t: np.ndarray, info: dict | None) -> np.ndarray:
     """The pixels of the raised rim around the template's coverage holes
-    (:func:`.hole_rim.rim_band`; none without a significant rim); its figures go to ``info["rim"]``."""
-    band, figures = rim_band(t)
+    (:func:`.hole_rim.raised_rim`; none without a significant rim); its figures go to ``info["rim"]``."""
+    rim, figures = raised_rim(t)
     if info is not None and figures is not None:
         info["rim"] = figures
-    if not band:
-        return np.zeros_like(finite)
-    from scipy import ndimage
-
-    return finite & (ndimage.distance_transform_edt(~coverage_holes(t)) <= band)
+    return rim
 
 
-def predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel]
-                ) -> dict[TemplateModel, np.ndarray]:
+def predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel],
+                rim: np.ndarray | None = None) -> dict[TemplateModel, np.ndarray]:
     """``{model: predicted template}`` (float64) for every model: the arrays
-    :func:`apply_model` gives, with one smoothing per box for all its variants."""
+    :func:`apply_model` gives, with one smoothing per box for all its variants (``rim``:
+    the template's :func:`.hole_rim.raised_rim`, when the caller has it)."""
     t = np.asarray(template, np.float64)
-    return {m: v[0] for m, v in _variants(t, template_var, models).items()}
+    return {m: v[0] for m, v in _variants(t, template_var, models, rim=rim).items()}
 
 
 def paired_standard_error(scores: list[float], reference: list[float]) -> float:
