@@ -219,7 +219,7 @@ def _reduce(ws, summary, pool, selection, exposures, settings, check, step_pars,
 
             t0 = time.perf_counter()
             summary.total_seconds = t0 - t_start  # the report shows the time before packaging
-            packaged = products.package(ws, p.package, cfg, summary)
+            packaged = products.package(ws, p.package, cfg, summary, pool=pool)
             summary.notes += packaged.notes
             summary.products += [str(p.relative_to(ws.root) if p.is_relative_to(ws.root) else p)
                                  for p in [*packaged.products, packaged.report, packaged.manifest]

@@ -110,6 +110,36 @@ def test_rerun_on_a_later_day_keeps_the_date_stamp(demo, tmp_path):
     assert package(Workspace(demo), PackageParams.from_config(cfg), cfg).date == "02Feb2030"
 
 
+def test_packaging_in_workers_writes_what_this_process_writes(demo, tmp_path):
+    """With a worker pool (as `run` packages) the TA boxes and the manifest's step parameters
+    are made in the workers: same files (figures byte for byte, FITS by content), same manifest."""
+    from reduce import config
+    from reduce.params import PackageParams
+    from reduce.products import package
+    from reduce.workers import WorkerPool
+    from reduce.workspace import Workspace
+
+    runs = {}
+    for jobs in (0, 2):
+        cfg = config.load(demo / "config.toml", {"DESTINATION_DIRECTORY": str(tmp_path / f"dest{jobs}"),
+                                                 "DATE": "01Jan2030"})
+        if jobs:
+            with WorkerPool(jobs) as pool:
+                runs[jobs] = package(Workspace(demo), PackageParams.from_config(cfg), cfg, pool=pool)
+        else:
+            runs[jobs] = package(Workspace(demo), PackageParams.from_config(cfg), cfg)
+    a, b = runs[0], runs[2]
+    assert [p.relative_to(a.dest) for p in a.products] == [p.relative_to(b.dest) for p in b.products]
+    assert a.ta_boxes == b.ta_boxes and len(a.ta_boxes) == 4 and a.notes == b.notes
+    figures = [p.relative_to(a.dest) for p in a.products if p.suffix in (".pdf", ".png")]
+    assert len(figures) >= 8
+    for rel in figures:
+        assert (a.dest / rel).read_bytes() == (b.dest / rel).read_bytes(), rel
+    ma, mb = (json.loads(r.manifest.read_text()) for r in (a, b))
+    assert ma["step_parameters"] == mb["step_parameters"] and ma["step_parameters"]["precedence"]
+    assert ({e["path"]: e["content"] for e in ma["products"]} == {e["path"]: e["content"] for e in mb["products"]})
+
+
 def test_save_outputs_copies_the_logs_beside_the_products(demo, tmp_path):
     """save_outputs: WORKSPACE/logs copied to DEST/logs; records, not products: the manifest does
     not list them and verify does not count them."""

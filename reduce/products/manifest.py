@@ -70,9 +70,10 @@ def product_entry(dest: Path, path: Path) -> dict:
 
 
 def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, date: str, crds: dict,
-          inputs: list[Path], ta_boxes: list[dict]) -> dict:
+          inputs: list[Path], ta_boxes: list[dict], step_parameters: dict | None = None) -> dict:
     """The manifest of the ``products`` (files under ``dest``) this packaging wrote; files of
-    earlier runs that share ``dest`` are not listed."""
+    earlier runs that share ``dest`` are not listed. ``step_parameters``: :func:`step_provenance`
+    of ``cfg`` and ``crds["parameter_references"]`` when the caller computed it (in a worker)."""
     dest = Path(dest)
     products = sorted(set(Path(p) for p in products))
     return {
@@ -83,7 +84,8 @@ def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, dat
         "image": image_info(),
         "config": cfg,
         "config_origins": {k: v for k, v in config_origins(cfg).items() if v != ORIGIN_DEFAULT},
-        "step_parameters": step_provenance(cfg, crds.get("parameter_references")),
+        "step_parameters": (step_provenance(cfg, crds.get("parameter_references")) if step_parameters is None
+                            else step_parameters),
         "date": date,
         # file_hash: computed once per process, so the hashes stage 1's identities read are reused
         "inputs": [{"name": p.name, "bytes": p.stat().st_size, "sha256": file_hash(p)} for p in sorted(inputs)

@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import __version__
 from ..fsutil import atomic_path, write_json
 from ..params import PackageParams
+from ..stages.parameters import provenance as step_provenance
 from ..workspace import Workspace
 from . import hashing
 from . import manifest as manifest_mod
@@ -110,12 +111,20 @@ def _summary_dict(summary) -> dict:
 
 
 def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
-            cutout_size: int = tabox_mod.DEFAULT_CUTOUT_SIZE, today: _dt.date | None = None) -> PackageResult:
+            cutout_size: int = tabox_mod.DEFAULT_CUTOUT_SIZE, today: _dt.date | None = None,
+            pool=None) -> PackageResult:
     """Package the mosaics of workspace ``ws`` (see the module doc); returns what was written.
 
     ``params``: the packaging's section of the configuration; ``config``: the whole
-    configuration (a :class:`reduce.config.Config`), which the manifest records."""
+    configuration (a :class:`reduce.config.Config`), which the manifest records. ``pool``: a
+    :class:`reduce.workers.WorkerPool` whose workers make the TA boxes (one mosaic per task)
+    and the manifest's step parameters (which import jwst's pipelines: the workers have them);
+    without it, this process does. The files are the same either way."""
     ws_root = ws.root
+    crds = json.loads((ws_root / "crds.json").read_text()) if (ws_root / "crds.json").is_file() else {}
+    crds.pop("path", None)  # where the cache is does not change the results
+    step_parameters = (pool.submit(step_provenance, config, crds.get("parameter_references"))
+                       if pool is not None else None)
     summ = _summary_dict(summary)
     if not summ and (ws_root / "summary.json").is_file():
         summ = json.loads((ws_root / "summary.json").read_text())
@@ -125,21 +134,28 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
     i2ds = sorted(ws.dir("stage3").glob("*/*_i2d.fits"))
     infos = {p.parent.name: {**_mosaic_info(p), "i2d": p} for p in i2ds}
     names = _names(infos, date)
-    mosaics = []
+    copied, boxes = [], []
     for product, info in infos.items():
         folder = dest / info["target"] / info["filter"]
         base = names[product]
         src_dir = info["i2d"].parent
         packaged = folder / f"{base}_i2d.fits"
+        files = []
         for suffix in ("_segm.fits", "_cat.ecsv", "_i2d.fits"):  # the mosaic last: it marks completion
             src = src_dir / f"{product}{suffix}"
             if src.is_file():
                 _copy(src, folder / f"{base}{suffix}")
-                result.products.append(folder / f"{base}{suffix}")
-        members = _members(src_dir)
-        box = None
+                files.append(folder / f"{base}{suffix}")
+        copied.append((product, info, packaged, files, _members(src_dir)))
         if params.make_cutouts:
-            box = _ta_box(ws_root, info, src_dir, packaged, folder / f"{base}_ta_box", cutout_size, result)
+            boxes.append((ws_root, info, src_dir, packaged, folder / f"{base}_ta_box", cutout_size))
+    made = _ta_boxes(boxes, pool) if boxes else [([], [], None)] * len(copied)
+    mosaics = []
+    for (product, info, packaged, files, members), (box_files, box_notes, box) in zip(copied, made):
+        result.products += files + box_files
+        result.notes += box_notes
+        if box is not None:
+            result.ta_boxes.append(box)
         mosaics.append(MosaicEntry(product=product, filter=info["filter"], target=info["target"], i2d=packaged,
                                    members=members, tabox=box))
     if not i2ds:
@@ -148,8 +164,6 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
     result.report = write_report(dest, ws_root, mosaics, summ, [*summ.get("notes", []), *result.notes],
                                  version=__version__, date=date, figures=figures)
     result.products += sorted(set(figures))
-    crds = json.loads((ws_root / "crds.json").read_text()) if (ws_root / "crds.json").is_file() else {}
-    crds.pop("path", None)  # where the cache is does not change the results
     inputs = []
     if (ws_root / "inputs.json").is_file():  # paths absolute or relative to the workspace
         from ..inputs import load_record
@@ -161,7 +175,8 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
             _copy(log, dest / manifest_mod.LOGS / log.relative_to(ws_root / "logs"))
         result.notes.append(f"save_outputs: {len(logs)} pipeline log(s) copied to {dest / manifest_mod.LOGS}")
     man = manifest_mod.build(dest, result.products, tool_version=__version__, cfg=config, date=date, crds=crds,
-                             inputs=inputs, ta_boxes=result.ta_boxes)
+                             inputs=inputs, ta_boxes=result.ta_boxes,
+                             step_parameters=None if step_parameters is None else step_parameters.result())
     result.manifest = dest / "manifest.json"
     write_json(result.manifest, man)
     return result
@@ -175,24 +190,30 @@ def _members(product_dir: Path) -> list[str]:
     return sorted(Path(m["expname"]).name.removesuffix("_cal.fits") for p in data["products"] for m in p["members"])
 
 
-def _ta_box(ws_root: Path, info: dict, src_dir: Path, packaged: Path, out_base: Path, size: int,
-            result: PackageResult) -> dict | None:
+def _ta_boxes(jobs: list[tuple], pool) -> list[tuple[list[Path], list[str], dict | None]]:
+    """:func:`_ta_box` of every job (its arguments), in job order; in the pool's workers, one
+    mosaic per task, when there is a pool."""
+    if pool is None:
+        return [_ta_box(*job) for job in jobs]
+    futures = [pool.submit(_ta_box, *job) for job in jobs]
+    return [f.result() for f in futures]
+
+
+def _ta_box(ws_root: Path, info: dict, src_dir: Path, packaged: Path, out_base: Path, size: int
+            ) -> tuple[list[Path], list[str], dict | None]:
+    """The TA box of one packaged mosaic: (files written, notes, the box's record or None when
+    no member has a WCS)."""
     member, aligned = tabox_mod.reference_member(src_dir, ws_root)
     if member is None:
-        result.notes.append(f"TA box of {packaged.name}: no member exposure with a WCS found; no cutout")
-        return None
+        return [], [f"TA box of {packaged.name}: no member exposure with a WCS found; no cutout"], None
     box = tabox_mod.place(packaged, member, aligned)
     box.mosaic = packaged.name
+    files: list[Path] = []
     if box.inside:
         files = tabox_mod.make_cutout(packaged, box, out_base, size=size, target=info["target"],
                                       filt=info["filter"], version=__version__)
         box.files = [f.name for f in files]
-        result.products += files
     else:
         for ext in (".fits", ".pdf", ".png"):  # a stale cutout of an earlier run would mislead
             (out_base.parent / (out_base.name + ext)).unlink(missing_ok=True)
-    if box.note:
-        result.notes.append(f"TA box of {packaged.name}: {box.note}")
-    d = box.to_dict()
-    result.ta_boxes.append(d)
-    return d
+    return files, [f"TA box of {packaged.name}: {box.note}"] if box.note else [], box.to_dict()
