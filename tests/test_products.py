@@ -111,8 +111,9 @@ def test_rerun_on_a_later_day_keeps_the_date_stamp(demo, tmp_path):
 
 
 def test_packaging_in_workers_writes_what_this_process_writes(demo, tmp_path):
-    """With a worker pool (as `run` packages) the TA boxes and the manifest's step parameters
-    are made in the workers: same files (figures byte for byte, FITS by content), same manifest."""
+    """With a worker pool (as `run` packages) the TA boxes, the report's quicklooks, the manifest's
+    step parameters and content hashes are made in the workers: same files (figures byte for
+    byte, FITS by content), same report and manifest."""
     from reduce import config
     from reduce.params import PackageParams
     from reduce.products import package
@@ -138,6 +139,8 @@ def test_packaging_in_workers_writes_what_this_process_writes(demo, tmp_path):
     ma, mb = (json.loads(r.manifest.read_text()) for r in (a, b))
     assert ma["step_parameters"] == mb["step_parameters"] and ma["step_parameters"]["precedence"]
     assert ({e["path"]: e["content"] for e in ma["products"]} == {e["path"]: e["content"] for e in mb["products"]})
+    assert any(str(rel).endswith("_quicklook.png") for rel in figures)
+    assert a.report.read_text() == b.report.read_text()
 
 
 def test_save_outputs_copies_the_logs_beside_the_products(demo, tmp_path):

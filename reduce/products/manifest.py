@@ -70,12 +70,16 @@ def product_entry(dest: Path, path: Path) -> dict:
 
 
 def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, date: str, crds: dict,
-          inputs: list[Path], ta_boxes: list[dict], step_parameters: dict | None = None) -> dict:
+          inputs: list[Path], ta_boxes: list[dict], step_parameters: dict | None = None,
+          entries: list[dict] | None = None) -> dict:
     """The manifest of the ``products`` (files under ``dest``) this packaging wrote; files of
     earlier runs that share ``dest`` are not listed. ``step_parameters``: :func:`step_provenance`
-    of ``cfg`` and ``crds["parameter_references"]`` when the caller computed it (in a worker)."""
+    of ``cfg`` and ``crds["parameter_references"]``, ``entries``: :func:`product_entry` of each of
+    the sorted ``products``, when the caller computed them (in workers)."""
     dest = Path(dest)
     products = sorted(set(Path(p) for p in products))
+    if entries is not None and len(entries) != len(products):
+        raise ValueError(f"{len(entries)} product entries for {len(products)} products")
     return {
         "format": FORMAT,
         "tool": {"name": "mirim-reduce", "version": tool_version, "code": code_digest()},
@@ -90,7 +94,7 @@ def build(dest: Path, products: list[Path], *, tool_version: str, cfg: dict, dat
         # file_hash: computed once per process, so the hashes stage 1's identities read are reused
         "inputs": [{"name": p.name, "bytes": p.stat().st_size, "sha256": file_hash(p)} for p in sorted(inputs)
                    if p.is_file()],
-        "products": [product_entry(dest, p) for p in products],
+        "products": entries if entries is not None else [product_entry(dest, p) for p in products],
         "volatile_keywords": sorted(VOLATILE_KEYWORDS),
         "volatile_table_meta": sorted(VOLATILE_TABLE_META),
         "skipped_extensions": SKIPPED_EXTENSIONS,

@@ -34,7 +34,7 @@ from ..workspace import Workspace
 from . import hashing
 from . import manifest as manifest_mod
 from . import tabox as tabox_mod
-from .report import MosaicEntry, write_report
+from .report import MosaicEntry, quicklook, quicklook_path, quicklook_title, write_report
 
 
 @dataclass
@@ -134,7 +134,7 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
     i2ds = sorted(ws.dir("stage3").glob("*/*_i2d.fits"))
     infos = {p.parent.name: {**_mosaic_info(p), "i2d": p} for p in i2ds}
     names = _names(infos, date)
-    copied, boxes = [], []
+    copied, boxes = [], []  # per mosaic: (report entry, files copied); its TA box and quicklook's arguments
     for product, info in infos.items():
         folder = dest / info["target"] / info["filter"]
         base = names[product]
@@ -146,23 +146,24 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
             if src.is_file():
                 _copy(src, folder / f"{base}{suffix}")
                 files.append(folder / f"{base}{suffix}")
-        copied.append((product, info, packaged, files, _members(src_dir)))
-        if params.make_cutouts:
-            boxes.append((ws_root, info, src_dir, packaged, folder / f"{base}_ta_box", cutout_size))
-    made = _ta_boxes(boxes, pool) if boxes else [([], [], None)] * len(copied)
-    mosaics = []
-    for (product, info, packaged, files, members), (box_files, box_notes, box) in zip(copied, made):
+        entry = MosaicEntry(product=product, filter=info["filter"], target=info["target"], i2d=packaged,
+                            members=_members(src_dir))
+        copied.append((entry, files))
+        boxes.append((ws_root, info, src_dir, packaged, folder / f"{base}_ta_box" if params.make_cutouts else None,
+                      cutout_size, quicklook_path(dest, packaged), quicklook_title(entry)))
+    mosaics, quicklooks = [], {}
+    for (entry, files), (box_files, box_notes, box, stats) in zip(copied, _in_pool(_mosaic_figures, boxes, pool)):
         result.products += files + box_files
         result.notes += box_notes
         if box is not None:
             result.ta_boxes.append(box)
-        mosaics.append(MosaicEntry(product=product, filter=info["filter"], target=info["target"], i2d=packaged,
-                                   members=members, tabox=box))
+        entry.tabox, quicklooks[entry.product] = box, stats
+        mosaics.append(entry)
     if not i2ds:
         result.notes.append("packaging: no mosaics in stage3/")
     figures: list[Path] = []
     result.report = write_report(dest, ws_root, mosaics, summ, [*summ.get("notes", []), *result.notes],
-                                 version=__version__, date=date, figures=figures)
+                                 version=__version__, date=date, figures=figures, quicklooks=quicklooks)
     result.products += sorted(set(figures))
     inputs = []
     if (ws_root / "inputs.json").is_file():  # paths absolute or relative to the workspace
@@ -174,8 +175,10 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
         for log in logs:
             _copy(log, dest / manifest_mod.LOGS / log.relative_to(ws_root / "logs"))
         result.notes.append(f"save_outputs: {len(logs)} pipeline log(s) copied to {dest / manifest_mod.LOGS}")
-    man = manifest_mod.build(dest, result.products, tool_version=__version__, cfg=config, date=date, crds=crds,
-                             inputs=inputs, ta_boxes=result.ta_boxes,
+    listed = sorted(set(result.products))
+    entries = _in_pool(manifest_mod.product_entry, [(dest, p) for p in listed], pool)  # content hashes
+    man = manifest_mod.build(dest, listed, tool_version=__version__, cfg=config, date=date, crds=crds,
+                             inputs=inputs, ta_boxes=result.ta_boxes, entries=entries,
                              step_parameters=None if step_parameters is None else step_parameters.result())
     result.manifest = dest / "manifest.json"
     write_json(result.manifest, man)
@@ -190,13 +193,21 @@ def _members(product_dir: Path) -> list[str]:
     return sorted(Path(m["expname"]).name.removesuffix("_cal.fits") for p in data["products"] for m in p["members"])
 
 
-def _ta_boxes(jobs: list[tuple], pool) -> list[tuple[list[Path], list[str], dict | None]]:
-    """:func:`_ta_box` of every job (its arguments), in job order; in the pool's workers, one
-    mosaic per task, when there is a pool."""
+def _in_pool(fn, jobs: list[tuple], pool) -> list:
+    """``[fn(*job) for job in jobs]``, in the pool's workers (one job per task) when there is a pool."""
     if pool is None:
-        return [_ta_box(*job) for job in jobs]
-    futures = [pool.submit(_ta_box, *job) for job in jobs]
+        return [fn(*job) for job in jobs]
+    futures = [pool.submit(fn, *job) for job in jobs]
     return [f.result() for f in futures]
+
+
+def _mosaic_figures(ws_root: Path, info: dict, src_dir: Path, packaged: Path, ta_base: Path | None, size: int,
+                    quicklook_png: Path, title: str) -> tuple[list[Path], list[str], dict | None, dict]:
+    """One packaged mosaic's TA box (:func:`_ta_box`; none when ``ta_base`` is None) and its
+    report quicklook: (TA-box files, notes, TA box record, quicklook statistics)."""
+    files, notes, box = _ta_box(ws_root, info, src_dir, packaged, ta_base, size) if ta_base else ([], [], None)
+    quicklook_png.parent.mkdir(parents=True, exist_ok=True)
+    return files, notes, box, quicklook(packaged, quicklook_png, title, box)
 
 
 def _ta_box(ws_root: Path, info: dict, src_dir: Path, packaged: Path, out_base: Path, size: int

@@ -61,6 +61,15 @@ def quicklook(i2d: Path, png: Path, title: str, tabox: dict | None = None) -> di
     return {"finite_fraction": float(finite.size / sci.size), "p1": float(p1), "p99": float(p99)}
 
 
+def quicklook_path(dest: Path, i2d: Path) -> Path:
+    """Where the report keeps the quicklook of packaged mosaic ``i2d``."""
+    return dest / "report" / f"{i2d.name.removesuffix('_i2d.fits')}_quicklook.png"
+
+
+def quicklook_title(m: MosaicEntry) -> str:
+    return f"{m.target} {m.filter} ({m.product})"
+
+
 def _clean_figures(ws_root: Path, filt: str, members: list[str]) -> list[Path]:
     qa = ws_root / "clean" / "qa"
     if not qa.is_dir():
@@ -77,8 +86,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def write_report(dest: Path, ws_root: Path, mosaics: list[MosaicEntry], summary: dict, notes: list[str],
-                 *, version: str, date: str, figures: list[Path] | None = None) -> Path:
-    """Write ``dest/report.html`` and its figures (appended to ``figures``); return the report path."""
+                 *, version: str, date: str, figures: list[Path] | None = None,
+                 quicklooks: dict[str, dict] | None = None) -> Path:
+    """Write ``dest/report.html`` and its figures (appended to ``figures``); return the report path.
+    ``quicklooks``: {product: :func:`quicklook` statistics} of quicklooks already written at
+    :func:`quicklook_path` (by the packaging's workers); the others are made here."""
     figures = [] if figures is None else figures
     figdir = dest / "report"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -96,8 +108,8 @@ def write_report(dest: Path, ws_root: Path, mosaics: list[MosaicEntry], summary:
     for filt in sorted(by_filter):
         parts.append(f"<h2>{html.escape(filt)}</h2>")
         for m in by_filter[filt]:
-            png = figdir / f"{m.i2d.name.removesuffix('_i2d.fits')}_quicklook.png"
-            stats = quicklook(m.i2d, png, f"{m.target} {m.filter} ({m.product})", m.tabox)
+            png = quicklook_path(dest, m.i2d)
+            stats = (quicklooks or {}).get(m.product) or quicklook(m.i2d, png, quicklook_title(m), m.tabox)
             figures.append(png)
             rel = m.i2d.relative_to(dest).as_posix()
             parts.append(f"<h3>{html.escape(rel)}</h3>")
