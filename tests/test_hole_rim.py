@@ -53,7 +53,7 @@ def test_raised_rim_is_the_band_around_the_holes_and_its_reuse_changes_nothing()
     assert hr.rim_band(t, distance=hr.distance_to_holes(t)) == hr.rim_band(t)
     twin = tm.TemplateModel(box=33, rim=True)
     again = tm.predictions(t, None, [twin])[twin]
-    np.testing.assert_array_equal(tm.predictions(t, None, [twin], rim=rim)[twin], again)
+    np.testing.assert_array_equal(tm.predictions(t, None, [twin], rim_mask=rim)[twin], again)
     flat, fig0 = hr.raised_rim(_template())
     assert not flat.any() and fig0["band"] == 0
     assert not hr.raised_rim(np.ones((32, 32)))[0].any() and hr.raised_rim(np.ones((32, 32)))[1] is None

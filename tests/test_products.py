@@ -93,7 +93,8 @@ def test_config_destination_date_and_no_cutouts(demo, tmp_path):
 
 def test_rerun_on_a_later_day_keeps_the_date_stamp(demo, tmp_path):
     """DATE = "": the first packaging stamps today; a rerun into the same destination on a later
-    day keeps that stamp (no second set of names); a DATE in the config still wins."""
+    day keeps that stamp (no second set of names), unless the destination's manifest is of other
+    inputs; a DATE in the config still wins."""
     from reduce import config
     from reduce.params import PackageParams
     from reduce.products import package
@@ -105,6 +106,10 @@ def test_rerun_on_a_later_day_keeps_the_date_stamp(demo, tmp_path):
     assert first.date == "31Jan2030" and names and all("_31Jan2030" in n for n in names)
     again = package(Workspace(demo), PackageParams.from_config(cfg), cfg, today=_dt.date(2030, 2, 1))
     assert again.date == "31Jan2030" and sorted(p.name for p in again.dest.rglob("*_i2d.fits")) == names
+    man = json.loads((again.dest / "manifest.json").read_text())
+    man["inputs"] = man["inputs"][1:]  # another program's packaging into the same destination
+    (again.dest / "manifest.json").write_text(json.dumps(man))
+    assert package(Workspace(demo), PackageParams.from_config(cfg), cfg, today=_dt.date(2030, 2, 3)).date == "03Feb2030"
     cfg = config.load(demo / "config.toml", {"DESTINATION_DIRECTORY": str(tmp_path / "dest"), "MAKE_CUTOUTS": False,
                                              "DATE": "02Feb2030"})
     assert package(Workspace(demo), PackageParams.from_config(cfg), cfg).date == "02Feb2030"

@@ -184,7 +184,7 @@ def _rim_prediction(group: GroupStack, i: int, twin: tm.TemplateModel) -> np.nda
     rim, figures = hr.raised_rim(tmpl)
     if figures is None or not figures["band"]:
         return None
-    return tm.predictions(tmpl, tvar, [twin], rim=rim)[twin]
+    return tm.predictions(tmpl, tvar, [twin], rim_mask=rim)[twin]
 
 
 def _score(own: np.ndarray, pred: np.ndarray) -> float:

@@ -170,10 +170,10 @@ def apply_model(template: np.ndarray, template_var: np.ndarray | None, model: Te
 
 
 def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel],
-              info: dict | None = None, rim: np.ndarray | None = None) -> dict:
+              info: dict | None = None, rim_mask: np.ndarray | None = None) -> dict:
     """``{model: (predicted template, pixels in its box mean, detail pixels kept)}`` for
     every model (float64; the last two None where they do not apply), sharing the
-    smoothing of a box between its variants. ``rim``: the template's raised rim
+    smoothing of a box between its variants. ``rim_mask``: the template's raised rim
     (:func:`.hole_rim.raised_rim`) when the caller has it."""
     finite = np.isfinite(t)
     out: dict[TemplateModel, tuple] = {}
@@ -186,7 +186,7 @@ def _variants(t: np.ndarray, template_var: np.ndarray | None, models: list[Templ
     spikes = isolated_spikes(t, template_var, DETAIL_SIGMA) if smoothed else None
     left_out = {False: spikes}
     if any(m.use_template and m.box > 1 and m.rim for m in models):
-        left_out[True] = spikes | (_raised_rim(t, info) if rim is None else rim)
+        left_out[True] = spikes | (_raised_rim(t, info) if rim_mask is None else rim_mask)
     t_smooth = {rim: np.where(excl, np.nan, t) for rim, excl in left_out.items()} if smoothed else {}
     stripe_noise: dict[bool, np.ndarray | None] = {}
     for box, rim in sorted({(m.box, m.rim) for m in models if m.use_template}):
@@ -235,12 +235,12 @@ def _raised_rim(t: np.ndarray, info: dict | None) -> np.ndarray:
 
 
 def predictions(template: np.ndarray, template_var: np.ndarray | None, models: list[TemplateModel],
-                rim: np.ndarray | None = None) -> dict[TemplateModel, np.ndarray]:
+                rim_mask: np.ndarray | None = None) -> dict[TemplateModel, np.ndarray]:
     """``{model: predicted template}`` (float64) for every model: the arrays
-    :func:`apply_model` gives, with one smoothing per box for all its variants (``rim``:
+    :func:`apply_model` gives, with one smoothing per box for all its variants (``rim_mask``:
     the template's :func:`.hole_rim.raised_rim`, when the caller has it)."""
     t = np.asarray(template, np.float64)
-    return {m: v[0] for m, v in _variants(t, template_var, models, rim=rim).items()}
+    return {m: v[0] for m, v in _variants(t, template_var, models, rim_mask=rim_mask).items()}
 
 
 def paired_standard_error(scores: list[float], reference: list[float]) -> float:

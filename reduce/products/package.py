@@ -7,9 +7,9 @@ Layout (DEST = ``DESTINATION_DIRECTORY``, or ``WORKSPACE/products`` when it is "
     DEST/report.html, DEST/report/*.png
     DEST/manifest.json
 
-``DATE`` is the config's ``DATE``; when that is "", the stamp of DEST's previous packaging
-(``manifest.json``), so that a rerun or a resumed run on a later day renames nothing; else today
-(``%d%b%Y``). ``TARGPROP`` is made safe for paths
+``DATE`` is the config's ``DATE``; when that is "", the stamp of DEST's previous packaging of
+the same input files (``manifest.json``), so that a rerun or a resumed run on a later day renames
+nothing; else today (``%d%b%Y``). ``TARGPROP`` is made safe for paths
 (characters other than letters, digits, ``.``, ``_``, ``+``, ``-`` become ``_``). When two
 mosaics would get the same name (same target and filter in two observations), the product's
 observation token (``o001``; the whole product prefix if that is not enough) is inserted
@@ -60,13 +60,16 @@ def date_stamp(params: PackageParams, today: _dt.date | None = None, previous: s
     return params.date or previous or (today or _dt.date.today()).strftime("%d%b%Y")
 
 
-def previous_date_stamp(dest: Path) -> str | None:
-    """The date stamp recorded in ``dest/manifest.json`` by an earlier packaging, if any."""
+def previous_date_stamp(dest: Path, inputs: list[Path]) -> str | None:
+    """The date stamp in ``dest/manifest.json`` of an earlier packaging of the same ``inputs``
+    (file names; another program packaged into a shared destination does not count), if any."""
     try:
-        date = json.loads((dest / "manifest.json").read_text()).get("date")
-    except (OSError, ValueError, AttributeError):
+        man = json.loads((dest / "manifest.json").read_text())
+        same = sorted(e["name"] for e in man.get("inputs", [])) == sorted(p.name for p in inputs if p.is_file())
+        date = man.get("date")
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
-    return date if isinstance(date, str) and hashing.DATE_STAMP_RE.fullmatch(date) else None
+    return date if same and isinstance(date, str) and hashing.DATE_STAMP_RE.fullmatch(date) else None
 
 
 def destination(ws: Workspace, params: PackageParams) -> Path:
@@ -117,9 +120,10 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
 
     ``params``: the packaging's section of the configuration; ``config``: the whole
     configuration (a :class:`reduce.config.Config`), which the manifest records. ``pool``: a
-    :class:`reduce.workers.WorkerPool` whose workers make the TA boxes (one mosaic per task)
-    and the manifest's step parameters (which import jwst's pipelines: the workers have them);
-    without it, this process does. The files are the same either way."""
+    :class:`reduce.workers.WorkerPool` whose workers make the TA boxes and report quicklooks (one
+    mosaic per task), the manifest's content hashes (one product per task) and its step
+    parameters (which import jwst's pipelines: the workers have them); without it, this
+    process does. The files are the same either way."""
     ws_root = ws.root
     crds = json.loads((ws_root / "crds.json").read_text()) if (ws_root / "crds.json").is_file() else {}
     crds.pop("path", None)  # where the cache is does not change the results
@@ -129,7 +133,12 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
     if not summ and (ws_root / "summary.json").is_file():
         summ = json.loads((ws_root / "summary.json").read_text())
     dest = destination(ws, params)
-    date = date_stamp(params, today, previous_date_stamp(dest))
+    inputs = []
+    if (ws_root / "inputs.json").is_file():  # paths absolute or relative to the workspace
+        from ..inputs import load_record
+
+        inputs = [e.path for e in load_record(ws_root).exposures]
+    date = date_stamp(params, today, previous_date_stamp(dest, inputs))
     result = PackageResult(dest=dest, date=date)
     i2ds = sorted(ws.dir("stage3").glob("*/*_i2d.fits"))
     infos = {p.parent.name: {**_mosaic_info(p), "i2d": p} for p in i2ds}
@@ -165,11 +174,6 @@ def package(ws: Workspace, params: PackageParams, config: dict, summary=None, *,
     result.report = write_report(dest, ws_root, mosaics, summ, [*summ.get("notes", []), *result.notes],
                                  version=__version__, date=date, figures=figures, quicklooks=quicklooks)
     result.products += sorted(set(figures))
-    inputs = []
-    if (ws_root / "inputs.json").is_file():  # paths absolute or relative to the workspace
-        from ..inputs import load_record
-
-        inputs = [e.path for e in load_record(ws_root).exposures]
     if params.save_outputs:
         logs = sorted(p for p in (ws_root / "logs").rglob("*.log") if p.is_file())
         for log in logs:
