@@ -177,8 +177,17 @@ def _radec_label(ra: float, dec: float) -> str:
 
 def _text_card(hdr, key: str, value: str, comment: str) -> None:
     """``hdr[key] = value`` with ``comment`` on the card when the card holds both, else as a
-    COMMENT card ``KEY: comment`` (file and target names vary in length; astropy would cut it)."""
-    if len(f"{key:<8}= '{value}' / {comment}") <= 80:
+    COMMENT card ``KEY: comment`` (file and target names vary in length; astropy would cut it).
+    Whether they fit is astropy's own formatting: it warns when it cuts a comment."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.io.fits.verify import VerifyWarning
+
+    with warnings.catch_warnings(record=True) as cut:
+        warnings.simplefilter("always", VerifyWarning)
+        _ = fits.Card(key, value, comment).image
+    if not any(issubclass(w.category, VerifyWarning) for w in cut):
         hdr[key] = (value, comment)
     else:
         hdr[key] = value
