@@ -86,11 +86,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def write_report(dest: Path, ws_root: Path, mosaics: list[MosaicEntry], summary: dict, notes: list[str],
-                 *, version: str, date: str, figures: list[Path] | None = None,
-                 quicklooks: dict[str, dict] | None = None) -> Path:
+                 *, version: str, date: str, quicklooks: dict[str, dict], figures: list[Path] | None = None
+                 ) -> Path:
     """Write ``dest/report.html`` and its figures (appended to ``figures``); return the report path.
-    ``quicklooks``: {product: :func:`quicklook` statistics} of quicklooks already written at
-    :func:`quicklook_path` (by the packaging's workers); the others are made here."""
+    ``quicklooks``: {product: :func:`quicklook` statistics} of every mosaic's quicklook, already
+    written at :func:`quicklook_path` (by the packaging, in its workers when it has them)."""
     figures = [] if figures is None else figures
     figdir = dest / "report"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def write_report(dest: Path, ws_root: Path, mosaics: list[MosaicEntry], summary:
         parts.append(f"<h2>{html.escape(filt)}</h2>")
         for m in by_filter[filt]:
             png = quicklook_path(dest, m.i2d)
-            stats = (quicklooks or {}).get(m.product) or quicklook(m.i2d, png, quicklook_title(m), m.tabox)
+            stats = quicklooks[m.product]
             figures.append(png)
             rel = m.i2d.relative_to(dest).as_posix()
             parts.append(f"<h3>{html.escape(rel)}</h3>")
