@@ -6,9 +6,13 @@ which worker ran a task (every task reads its inputs from files and writes its o
 files), so ``--jobs 1`` and ``--jobs 2`` give identical products.
 
 A worker is one core's worth of work: its numerical libraries run single-threaded
-(:data:`WORKER_THREADS`), as jwst's own steps are. OpenBLAS otherwise starts a thread per
-core in every worker; on 2 cores, 2 workers with 2 busy-waiting BLAS threads each made
-stage 2 about 15 % slower at full frame and burned CPU time at ``--jobs 1`` too, for nothing.
+(:data:`WORKER_THREADS`), as jwst's own steps are, whatever the environment says. OpenBLAS
+otherwise starts a thread per core in every worker; on 2 cores, 2 workers with 2 busy-waiting
+BLAS threads each made stage 2 about 15 % slower at full frame and burned CPU time at
+``--jobs 1`` too, for nothing. And a threaded BLAS sums a long dot product in per-thread
+parts, so its last bits depend on the thread count (the cleaning's template scale did):
+with one thread everywhere, a run with ``OMP_NUM_THREADS=8`` set by a cluster gives the
+products a laptop gives.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 #: True in a worker while it runs a task (set by :func:`_run_busy`).
@@ -180,15 +185,17 @@ class WorkerPool:
     def __init__(self, jobs: int):
         self.jobs = max(1, int(jobs))
         self._pool: ProcessPoolExecutor | None = None
-        self._env_set: list[str] = []  # the WORKER_THREADS variables this pool set
+        self._env_saved: dict[str, str | None] = {}  # the parent's WORKER_THREADS variables, restored on close
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             per_child = 1 if os.environ.get("MIRIM_REDUCE_FRESH_WORKERS") == "1" else None
             for name, value in WORKER_THREADS.items():  # inherited by every worker spawned from now on
-                if name not in os.environ:
-                    self._env_set.append(name)
-                    os.environ[name] = value
+                self._env_saved[name] = os.environ.get(name)
+                if os.environ.get(name) not in (None, value):
+                    log.info("%s=%s is not used by the workers: each runs one thread (more cores: --jobs), "
+                             "so that the products do not depend on the thread count", name, os.environ[name])
+                os.environ[name] = value
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, max_tasks_per_child=per_child,
                                              initializer=_worker_init, initargs=(ctx.Semaphore(self.jobs),))
@@ -230,9 +237,12 @@ class WorkerPool:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        for name in self._env_set:
-            os.environ.pop(name, None)
-        self._env_set = []
+        for name, value in self._env_saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._env_saved = {}
 
     def __enter__(self) -> "WorkerPool":
         return self
