@@ -33,7 +33,7 @@ def test_changed_detect_thresh_redoes_cleaning_and_stage3_only(demo_run, crds_ca
     before = _stamps(ws)
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("DETECT_THRESH = 8.0\n")
-    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache, "--config", cfg)
+    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache, "--config", cfg, "--jobs", "2")
     after = _stamps(ws)
     assert _changed(before, after, "stage1") == [] and _changed(before, after, "stage2") == []
     assert len(_changed(before, after, "pass1/clean")) == 14 and len(_changed(before, after, "clean/")) == 14
@@ -48,7 +48,7 @@ def test_changed_detect_thresh_redoes_cleaning_and_stage3_only(demo_run, crds_ca
         assert made["parameters"]["DETECT_THRESH"] == 8.0
     # the same command again: nothing to redo
     again = _stamps(ws)
-    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache, "--config", cfg)
+    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache, "--config", cfg, "--jobs", "2")
     assert _stamps(ws) == again
 
 
@@ -65,7 +65,7 @@ def test_changed_input_redoes_its_chain_and_its_group(demo_run, crds_cache, tmp_
     stem = "jw09999002001_02103_00001_mirimage"  # F2100W, observation 2: a group of two
     with fits.open(raw / f"{stem}_uncal.fits", mode="update") as h:  # the copy, never the session's
         h["SCI"].data[0, -1, 100, 100] = np.uint16(h["SCI"].data[0, -1, 100, 100] + 50)
-    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache)
+    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache, "--jobs", "2")
     after = _stamps(ws)
     assert _changed(before, after, "stage1") == [f"stage1/{stem}_rate.fits"]
     assert _changed(before, after, "stage2") == [f"stage2/{stem}_cal.fits"]

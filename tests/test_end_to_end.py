@@ -203,7 +203,7 @@ def test_rerun_skips_finished_work_and_resumes(demo, crds_cache, tmp_path):
     raw, ws0, _ = demo
     ws = tmp_path / "ws"
     shutil.copytree(ws0, ws, symlinks=True)  # copy2: modification times kept
-    proc = cli("run", raw, "--workdir", ws, "--crds-path", crds_cache)
+    proc = cli("run", raw, "--workdir", ws, "--crds-path", crds_cache, "--jobs", "2")
     assert json.loads((ws / "summary.json").read_text())["outcomes"] == []
     # an interrupted stage 2: one cal missing -> only that exposure and its mosaic are redone
     cal = sorted((ws / "stage2").glob("*_cal.fits"))[0]
@@ -211,7 +211,7 @@ def test_rerun_skips_finished_work_and_resumes(demo, crds_cache, tmp_path):
     i2d = sorted((ws / "stage3").glob("*/*_i2d.fits"))
     for p in i2d:
         p.unlink()
-    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache)
+    cli("run", raw, "--workdir", ws, "--crds-path", crds_cache, "--jobs", "2")
     outcomes = json.loads((ws / "summary.json").read_text())["outcomes"]
     assert [(o["stage"], o["name"]) for o in outcomes if o["stage"] == "stage2"] == \
         [("stage2", cal.name.removesuffix("_cal.fits"))]

@@ -90,7 +90,7 @@ def test_group_without_projected_mask_is_pass_one_promoted(demo_run, crds_cache,
     # its mosaic gets no first-pass mask and its second pass would repeat its first
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('small_group_background = "none"\n')
-    cli("clean", ws, "--crds-path", crds_cache, "--config", cfg)
+    cli("clean", ws, "--crds-path", crds_cache, "--config", cfg, "--jobs", "2")
     assert not any((ws / "pass1" / "masks" / f"{stem}_mask.fits").exists() for stem in f2100w)
     summary = json.loads((ws / "clean" / "clean_summary.json").read_text())
     group = summary["exposures"][f2100w[0]]["group"]
@@ -146,7 +146,7 @@ def test_second_pass_reuses_pass_one_masks_exactly(demo_run, crds_cache, tmp_pat
     record = next((ws / "clean" / "groups").glob(f"{group}_*.json"))
     record.unlink()
     before = {s: (ws / "clean" / f"{s}_cal.fits").stat().st_mtime_ns for s in members}
-    cli("clean", ws, "--crds-path", crds_cache)
+    cli("clean", ws, "--crds-path", crds_cache, "--jobs", "2")
     log = (ws / "logs" / "clean" / record.with_suffix(".log").name).read_text()  # this run's (mode "w")
     assert "masks" in log and "own masks reused" not in log
     for stem in members:
