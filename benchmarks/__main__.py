@@ -1,7 +1,8 @@
 """``python -m benchmarks``: the reduction's speed and memory, per stage and per exposure.
 
 For the demo program at subarray and at full-frame size, each with --jobs 1 and --jobs 2:
-wall time, share and peak RSS per stage and per task (workers are reused across stages, as in
+wall time, share and peak RSS per stage and per task, the cleaning's phases
+(:mod:`benchmarks.clean_phases`) (workers are reused across stages, as in
 a real run, so a task's RSS is its worker's peak so far), the speed-up, the time inside the
 bare jwst calls and our overhead outside them (``ROOT/bench.md``: the README table), whether
 --jobs 1 and --jobs 2 give identical products, the cleaning benchmarks of ``benchmarks.bench_clean`` and the cleaning quality
@@ -40,7 +41,7 @@ def bench_reduction(root: Path, size: str, jobs: int, crds_path: Path) -> dict:
     shutil.rmtree(ws, ignore_errors=True)
     cfg = config.load(None, {"jobs": jobs})
     summary = reduce_folder(raw, ws, cfg, crds_path=crds_path, crds_context=DEMO_CONTEXT)
-    return {"size": size, "jobs": jobs, "simulate_s": t_sim, "summary": summary}
+    return {"size": size, "jobs": jobs, "simulate_s": t_sim, "summary": summary, "workspace": ws}
 
 
 def _jwst_seconds(outcomes: list[dict]) -> float:
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     results = [bench_reduction(args.root, size, jobs, crds_path) for size in sizes for jobs in (1, 2)]
     for r in results:
         print(report(r))
-    table = summary_table(results) + "\n\n" + contention_table(results)
+    from benchmarks.clean_phases import phases_table
+
+    table = summary_table(results) + "\n\n" + contention_table(results) + "\n\n" + phases_table(results)
     (args.root / "bench.md").write_text(table + "\n")
     print("\n" + table)
     for size in sizes:

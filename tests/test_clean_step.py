@@ -231,3 +231,23 @@ def test_cleaning_off_uses_stage2_files(workspace):
     assert report.files == [ws.output("stage2", s) for s in stems]
     assert any("stage 3 uses the stage-2 cal files" in n for n in report.notes)
     assert not list(ws.dir("clean").glob("*_cal.fits"))
+
+
+def test_each_group_logs_its_phase_seconds_for_the_benchmarks(workspace):
+    """One line per group in its log (never in a record: records must not vary between runs),
+    which ``benchmarks.clean_phases`` sums per pass."""
+    from benchmarks.clean_phases import PHASE_ITEM, PHASE_LINE, phase_seconds
+
+    ws, stems = workspace
+    _run(ws, stems, _cfg(small_group_background="none"))
+    per = phase_seconds(ws.root)["pass 2"]  # this workspace's only pass writes to clean/ (logs/clean/)
+    assert set(per) == {"masks", "stack and frame test", "model choice", "self-calibration", "subtraction"}
+    assert all(v >= 0 for v in per.values()) and per["masks"] > 0 and per["subtraction"] > 0
+    logs = {p.name: p.read_text() for p in (ws.root / "logs" / "clean").glob("*.log")}
+    assert len(logs) == 2 and all(text.count(": phases masks ") == 1 for text in logs.values())
+    lines = [next(m for ln in t.splitlines() if (m := PHASE_LINE.search(ln))) for t in logs.values()]
+    listed = sorted(tuple(k for k, _ in PHASE_ITEM.findall(m.group(2))) for m in lines)
+    assert listed == [("masks",), ("masks", "stack and frame test", "model choice", "self-calibration",
+                                   "subtraction")]  # the group below MEDIAN_THRESH is not treated
+    summary = (ws.dir("clean") / "clean_summary.json").read_text()
+    assert "phases" not in summary and "perf" not in summary
