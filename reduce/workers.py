@@ -11,7 +11,7 @@ otherwise starts a thread per core in every worker; on 2 cores, 2 workers with 2
 BLAS threads each made stage 2 about 15 % slower at full frame and burned CPU time at
 ``--jobs 1`` too, for nothing. And a threaded BLAS sums a long dot product in per-thread
 parts, so its last bits depend on the thread count (the cleaning's template scale did):
-with one thread everywhere, a run with ``OMP_NUM_THREADS=8`` set by a cluster gives the
+with one thread everywhere, a native run under a cluster's ``OMP_NUM_THREADS=8`` gives the
 products a laptop gives.
 """
 
