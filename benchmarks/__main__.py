@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import markdown_table
+
 
 def _table(rows: list[list], header: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
@@ -93,9 +95,7 @@ def summary_table(results: list[dict]) -> str:
         rows.append([f"{r['size']} ({len(s.exposures)} exp)", r["jobs"], f"{s.total_seconds:.1f}",
                      f"{base / s.total_seconds:.2f}x" if base else "", *share.values(), f"{rss:.0f}",
                      f"{_jwst_seconds(s.outcomes):.1f}", f"{over:.1f} s ({100 * over / s.total_seconds:.1f}%)"])
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-    return "\n".join(out)
+    return markdown_table(header, rows)
 
 
 def contention_table(results: list[dict]) -> str:
@@ -120,9 +120,7 @@ def contention_table(results: list[dict]) -> str:
         if tot[1] > 0:
             ceilings.append(f"{size}: tasks {tot[2] / tot[1]:.2f}x slower side by side; speed-up ceiling of the "
                             f"parallel stages on 2 cores {2 * tot[1] / tot[2]:.2f}x")
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-    return "\n".join(out + [""] + ceilings)
+    return "\n".join([markdown_table(header, rows), "", *ceilings])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import markdown_table
+
 VARIANTS = ("off", "original", "ours_1pass", "ours", "truth")
 LABELS = {"off": "cleaning off", "original": "original (re-implemented)", "ours_1pass": "ours, one pass",
           "ours": "ours, default", "truth": "truth background removed"}
@@ -279,8 +281,7 @@ def report(results: dict, markdown: bool) -> str:
     """One table per program and mosaic (variants as rows), then when each variant ran."""
     def table(header, rows):
         if markdown:
-            return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-                             + ["| " + " | ".join(r) + " |" for r in rows])
+            return markdown_table(header, rows)
         w = [max(len(x) for x in col) for col in zip(header, *rows)]
         return "\n".join("  ".join(x.ljust(w[0]) if i == 0 else x.rjust(w[i]) for i, x in enumerate(r))
                          for r in [header, ["-" * n for n in w], *rows])

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from benchmarks import markdown_table
+
 PHASE_LINE = re.compile(r"clean group (\S+): phases (.*)$")
 PHASE_ITEM = re.compile(r"([a-z][a-z -]*?) ([0-9.]+) s")
 FLOOR_PHASES = ("masks", "subtraction")
@@ -32,7 +34,7 @@ def phase_seconds(workspace: Path) -> dict[str, dict[str, float]]:
                 m = PHASE_LINE.search(line)
                 if m:
                     for phase, secs in PHASE_ITEM.findall(m.group(2)):
-                        sums[phase.strip()] = sums.get(phase.strip(), 0.0) + float(secs)
+                        sums[phase] = sums.get(phase, 0.0) + float(secs)
         out[label] = sums
     return out
 
@@ -59,5 +61,4 @@ def phases_table(results: list[dict]) -> str:
                      f"{sum(o['seconds'] for o in mm):.1f} ({sum(o['pipeline_seconds'] for o in mm):.1f})",
                      f"{task:.1f}", f"{100 * wall / s.total_seconds:.0f}%",
                      f"{floor_task:.1f} s: {100 * floor_wall / floor_total:.0f}%" if floor_total > 0 else ""])
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(out + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+    return markdown_table(header, rows)

@@ -191,10 +191,10 @@ class WorkerPool:
         if self._pool is None:
             per_child = 1 if os.environ.get("MIRIM_REDUCE_FRESH_WORKERS") == "1" else None
             for name, value in WORKER_THREADS.items():  # inherited by every worker spawned from now on
-                self._env_saved[name] = os.environ.get(name)
-                if os.environ.get(name) not in (None, value):
+                own = self._env_saved[name] = os.environ.get(name)
+                if own not in (None, value):
                     log.info("%s=%s is not used by the workers: each runs one thread (more cores: --jobs), "
-                             "so that the products do not depend on the thread count", name, os.environ[name])
+                             "so that the products do not depend on the thread count", name, own)
                 os.environ[name] = value
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, max_tasks_per_child=per_child,
